@@ -24,7 +24,8 @@
 struct hs_options {
     /* Allowed Origin values; NULL or empty means any origin (and requests without Origin
        are always allowed: they do not come from a browser). An entry "*" allows any;
-       "https://*.example.com" allows any subdomain; otherwise exact, case-insensitive. */
+       a scheme followed by "*." and a domain (https, colon, two slashes, "*.example.com")
+       allows any subdomain of that domain; otherwise exact, case-insensitive. */
     const char *const *allowed_origins;
     size_t num_allowed_origins;
     /* Subprotocols the server speaks, in its order of preference; may be empty. */

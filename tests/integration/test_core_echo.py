@@ -1,0 +1,165 @@
+"""Core server against Python `websockets`: echo, fragmentation, compression, ping/pong,
+close codes, many connections spread over the workers, start-up failures."""
+import asyncio
+import os
+import socket
+import subprocess
+
+import pytest
+import websockets
+
+from wsdproc import WSD_BIN, Wsd, free_port, metrics
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module", params=[2, 4], ids=["2workers", "4workers"])
+def wsd(request):
+    with Wsd(workers=request.param) as w:
+        yield w
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 60))
+
+
+@pytest.mark.parametrize("compression", [None, "deflate"], ids=["plain", "deflate"])
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 1 * MiB, 16 * MiB - 64 * 1024])
+def test_echo_text_and_binary(wsd, compression, size):
+    async def go():
+        async with websockets.connect(wsd.url + "/echo", max_size=None,
+                                      compression=compression) as ws:
+            text = ("é" * (size // 2)) + ("a" * (size % 2))
+            await ws.send(text)
+            assert await ws.recv() == text
+            data = os.urandom(size)
+            await ws.send(data)
+            assert await ws.recv() == data
+    run(go())
+
+
+def test_compression_is_negotiated(wsd):
+    async def go():
+        async with websockets.connect(wsd.url + "/echo", compression="deflate") as ws:
+            ext = ws.response_headers.get("Sec-WebSocket-Extensions", "")
+            assert ext.startswith("permessage-deflate")
+        async with websockets.connect(wsd.url + "/echo", compression=None) as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response_headers
+    run(go())
+
+
+def test_fragmented_send_is_reassembled(wsd):
+    async def go():
+        async with websockets.connect(wsd.url + "/echo", max_size=None) as ws:
+            parts = ["frag-%d-" % i * 100 for i in range(50)]
+            await ws.send(iter(parts))
+            assert await ws.recv() == "".join(parts)
+            bparts = [os.urandom(1000) for _ in range(20)]
+            await ws.send(iter(bparts))
+            assert await ws.recv() == b"".join(bparts)
+    run(go())
+
+
+def test_ping_is_answered_with_same_payload(wsd):
+    async def go():
+        async with websockets.connect(wsd.url + "/echo") as ws:
+            waiter = await ws.ping(b"hello-ping")
+            await asyncio.wait_for(waiter, 5)
+            assert ws.latency >= 0
+    run(go())
+
+
+@pytest.mark.parametrize("code", [1000, 1001, 3000, 4999])
+def test_close_code_is_echoed(wsd, code):
+    async def go():
+        ws = await websockets.connect(wsd.url + "/echo")
+        await ws.close(code=code, reason="bye")
+        assert ws.close_code == code
+    run(go())
+
+
+def test_many_pipelined_messages_keep_order(wsd):
+    async def go():
+        async with websockets.connect(wsd.url + "/echo") as ws:
+            for i in range(2000):
+                await ws.send("m%d" % i)
+            for i in range(2000):
+                assert await ws.recv() == "m%d" % i
+    run(go())
+
+
+def test_thousand_connections_registered_over_all_workers(wsd):
+    nworkers = len(wsd.worker_pids())
+
+    async def go():
+        conns = []
+        for _ in range(10):
+            batch = await asyncio.gather(*[
+                websockets.connect(wsd.url + "/echo", compression=None) for _ in range(100)])
+            conns.extend(batch)
+        m = metrics(wsd.port)
+        per_worker = {k: v for k, v in m.items() if k.startswith("wsd_connections{")}
+        assert sum(per_worker.values()) == 1000, per_worker
+        busy = [v for v in per_worker.values() if v > 0]
+        assert len(busy) == nworkers, per_worker
+        # every connection works
+        await asyncio.gather(*[c.send("x%d" % i) for i, c in enumerate(conns)])
+        got = await asyncio.gather(*[c.recv() for c in conns])
+        assert got == ["x%d" % i for i in range(1000)]
+        await asyncio.gather(*[c.close() for c in conns])
+        for _ in range(50):
+            m = metrics(wsd.port)
+            if sum(v for k, v in m.items() if k.startswith("wsd_connections{")) == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert sum(v for k, v in m.items() if k.startswith("wsd_connections{")) == 0
+    run(go())
+
+
+def test_healthz_and_unknown_path(wsd):
+    def get(path):
+        with socket.create_connection(("127.0.0.1", wsd.port), timeout=5) as s:
+            s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            return data
+    assert get(b"/healthz").startswith(b"HTTP/1.1 200")
+    assert get(b"/healthz").endswith(b"\r\n\r\nok\n")
+    assert get(b"/nope").startswith(b"HTTP/1.1 404")
+    assert get(b"/echo").startswith(b"HTTP/1.1 426")
+
+
+def test_port_in_use_fails_with_one_clear_line():
+    port = free_port()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        w = Wsd(workers=1, port=port)
+        p = subprocess.run([WSD_BIN, "-c", w.conf], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1
+    lines = [l for l in p.stderr.splitlines() if l.startswith("wsd:")]
+    assert len(lines) == 1 and "Address already in use" in lines[0], p.stderr
+    assert f"127.0.0.1:{port}" in lines[0]
+
+
+def test_bad_config_names_file_and_line(tmp_path):
+    conf = tmp_path / "bad.conf"
+    conf.write_text("listen 127.0.0.1:1234\nhartbeat 5\n")
+    p = subprocess.run([WSD_BIN, "-t", "-c", str(conf)], capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 1
+    assert f"{conf}:2" in p.stderr and "hartbeat" in p.stderr
+
+
+def test_config_check_accepts_sample():
+    p = subprocess.run([WSD_BIN, "-t", "-c", "etc/wsd.conf"], capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 0, p.stderr
+
+
+def test_unwritable_pid_file_fails(tmp_path):
+    w = Wsd(workers=1, extra="pid_file /nonexistent-dir/wsd.pid")
+    p = subprocess.run([WSD_BIN, "-c", w.conf], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 1
+    assert "pid file" in p.stderr and "/nonexistent-dir/wsd.pid" in p.stderr

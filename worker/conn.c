@@ -1,0 +1,245 @@
+/* conn.c - connection lifecycle, output and the close handshake. */
+#include "worker/conn.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/wsd.h"
+#include "worker/http_conn.h"
+#include "worker/table.h"
+#include "worker/worker.h"
+#include "worker/ws_conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* How long a lingering close waits for the peer's EOF. */
+#define CONN_LINGER_MS 2000
+/* Bytes written per EPOLLOUT event before other connections get their turn. */
+#define CONN_WRITE_BUDGET (1024 * 1024)
+
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    struct conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->kind = EV_CONN;
+    c->phase = CONN_HTTP;
+    c->fd = fd;
+    c->slot = UINT32_MAX;
+    c->peer = *peer;
+    c->deadline_ms = w->now_ms + (int64_t)w->cfg->header_timeout * 1000;
+    buf_init(&c->in);
+    buf_init(&c->msg);
+    outq_init(&c->out);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->num_conns++;
+    return c;
+}
+
+void conn_kill(struct worker *w, struct conn *c)
+{
+    if (c->phase == CONN_DEAD)
+        return;
+    c->phase = CONN_DEAD;
+    if (c->fd >= 0) {
+        close(c->fd); /* also removes it from the epoll set */
+        c->fd = -1;
+    }
+    table_conn_release(w, c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->num_conns--;
+    c->next_dead = w->dead;
+    w->dead = c;
+}
+
+void conn_free(struct worker *w, struct conn *c)
+{
+    (void)w;
+    buf_fini(&c->in);
+    buf_fini(&c->msg);
+    outq_fini(&c->out);
+    if (c->pmd) {
+        pmd_stream_fini(c->pmd);
+        free(c->pmd);
+    }
+    free(c);
+}
+
+/* After output progress: finish a linger/close step that waited for the queue. */
+static void conn_after_output(struct worker *w, struct conn *c)
+{
+    if (!outq_is_empty(&c->out))
+        return;
+    if (c->phase == CONN_LINGER) {
+        shutdown(c->fd, SHUT_WR);
+    } else if (c->phase == CONN_CLOSING && c->close_received) {
+        conn_linger(w, c);
+        return;
+    }
+    if (c->paused && c->out.bytes == 0) {
+        c->paused = false;
+        worker_update_events(w, c);
+    }
+}
+
+static void conn_check_output(struct worker *w, struct conn *c)
+{
+    bool want = !outq_is_empty(&c->out);
+    if (want != c->want_out) {
+        c->want_out = want;
+        worker_update_events(w, c);
+    }
+    if (!want)
+        conn_after_output(w, c);
+}
+
+int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (c->phase == CONN_DEAD)
+        return WSD_ECLOSED;
+    int64_t n = outq_send(&c->out, c->fd, iov, iovcnt);
+    if (n < 0) {
+        if (n == WSD_EIO)
+            log_msg(LOG_DEBUG, "conn=%llx write failed: %s", (unsigned long long)c->id,
+                    strerror(errno));
+        else
+            log_msg(LOG_WARN, "conn=%llx out of memory queueing output",
+                    (unsigned long long)c->id);
+        conn_kill(w, c);
+        return (int)n;
+    }
+    table_conn_count_out(w, c, (uint64_t)n);
+    conn_check_output(w, c);
+    return 0;
+}
+
+int conn_send_frame(struct worker *w, struct conn *c, uint8_t opcode, const uint8_t *p,
+                    size_t len)
+{
+    uint8_t hdr[14];
+    bool rsv1 = false;
+    if (c->pmd && opcode < WS_OP_CLOSE && len >= w->pmd.min_size) {
+        w->scratch.len = 0;
+        int rc = pmd_deflate(c->pmd, p, len, &w->scratch);
+        if (rc < 0) {
+            conn_kill(w, c);
+            return rc;
+        }
+        p = w->scratch.data;
+        len = w->scratch.len;
+        rsv1 = true;
+    }
+    size_t hlen = ws_frame_header(hdr, opcode, true, rsv1, len, NULL);
+    struct iovec iov[2] = {{hdr, hlen}, {(void *)p, len}};
+    return conn_write(w, c, iov, len ? 2 : 1);
+}
+
+void conn_ws_close(struct worker *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->close_sent || c->phase == CONN_DEAD)
+        return;
+    uint8_t payload[125];
+    size_t len = code ? ws_close_payload(payload, code, reason ? reason : "") : 0;
+    c->close_sent = true;
+    c->close_code = code;
+    if (c->phase == CONN_WS)
+        c->phase = CONN_CLOSING;
+    c->deadline_ms = w->now_ms + (int64_t)w->cfg->close_timeout * 1000;
+    table_conn_state(w, c, TABLE_STATE_CLOSING);
+    conn_send_frame(w, c, WS_OP_CLOSE, payload, len);
+}
+
+void conn_linger(struct worker *w, struct conn *c)
+{
+    if (c->phase == CONN_DEAD || c->phase == CONN_LINGER)
+        return;
+    c->phase = CONN_LINGER;
+    c->deadline_ms = w->now_ms + CONN_LINGER_MS;
+    buf_fini(&c->in);
+    buf_fini(&c->msg);
+    if (c->paused) {
+        c->paused = false;
+        worker_update_events(w, c);
+    }
+    if (outq_is_empty(&c->out))
+        shutdown(c->fd, SHUT_WR);
+}
+
+/* Reads and discards until EOF while lingering. */
+static void conn_drain(struct worker *w, struct conn *c)
+{
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = recv(c->fd, w->rbuf, WORKER_RBUF_LEN, MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        conn_kill(w, c);
+        return;
+    }
+}
+
+void conn_on_event(struct worker *w, struct conn *c, uint32_t events)
+{
+    if (events & EPOLLOUT) {
+        int64_t n = outq_flush(&c->out, c->fd, CONN_WRITE_BUDGET);
+        if (n < 0) {
+            conn_kill(w, c);
+            return;
+        }
+        table_conn_count_out(w, c, (uint64_t)n);
+        conn_check_output(w, c);
+        if (c->phase == CONN_DEAD)
+            return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        switch (c->phase) {
+        case CONN_HTTP:
+            http_conn_on_readable(w, c);
+            break;
+        case CONN_WS:
+        case CONN_CLOSING:
+            ws_conn_on_readable(w, c);
+            break;
+        case CONN_LINGER:
+            conn_drain(w, c);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void conn_tick(struct worker *w, struct conn *c, int64_t now_ms)
+{
+    if (c->deadline_ms && now_ms >= c->deadline_ms) {
+        switch (c->phase) {
+        case CONN_HTTP:
+            log_msg(LOG_DEBUG, "fd=%d request head timeout", c->fd);
+            http_conn_fail(w, c, 408, "request head not received in time");
+            return;
+        case CONN_CLOSING:
+        case CONN_LINGER:
+        default:
+            conn_kill(w, c);
+            return;
+        case CONN_WS:
+            break;
+        }
+    }
+    if (c->phase == CONN_WS)
+        ws_conn_tick(w, c, now_ms);
+}

@@ -1,0 +1,118 @@
+/*
+ * conn.h - one client connection inside a worker: socket, phase, parser state, output.
+ *
+ * Phases: HTTP (reading the request head) -> WS (framing) -> CLOSING (close frame sent,
+ * waiting for the peer's) -> LINGER (our side shut down, draining the peer until EOF or
+ * the deadline) -> DEAD (freed at the end of the loop iteration). A plain HTTP request
+ * goes HTTP -> LINGER after its response.
+ *
+ * An idle connection holds no read buffer: bytes are read into the worker's shared
+ * buffer and the frame reader keeps partial headers itself. A connection owns a buffer
+ * only while it holds a partial request head or an unfinished fragmented or compressed
+ * message.
+ */
+#ifndef WSD_WORKER_CONN_H
+#define WSD_WORKER_CONN_H
+
+#include "core/buf.h"
+#include "proto/deflate.h"
+#include "proto/ws_frame.h"
+#include "worker/outq.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct worker;
+
+enum conn_phase {
+    CONN_HTTP = 0,
+    CONN_WS,
+    CONN_CLOSING,
+    CONN_LINGER,
+    CONN_DEAD,
+};
+
+enum conn_route {
+    CONN_ROUTE_NONE = 0,
+    CONN_ROUTE_ECHO,   /* raw RFC 6455 echo */
+    CONN_ROUTE_APP,    /* the messaging endpoint */
+};
+
+/* The tag every epoll user pointer starts with. */
+enum ev_kind {
+    EV_LISTENER = 1,
+    EV_CONN,
+    EV_SIGNAL,
+    EV_RING,
+};
+
+struct conn {
+    uint8_t kind;            /* EV_CONN */
+    uint8_t phase;           /* enum conn_phase */
+    uint8_t route;           /* enum conn_route */
+    bool close_sent;         /* our close frame is queued */
+    bool close_received;     /* the peer's close frame arrived */
+    bool paused;             /* reading paused: our replies wait to be read */
+    bool want_out;           /* EPOLLOUT armed */
+    bool msgpack;            /* subprotocol wsd.v1.msgpack */
+    int fd;
+    uint32_t slot;           /* connection table index, UINT32_MAX before upgrade */
+    uint64_t id;             /* connection id (generation << 32 | slot) */
+    int64_t deadline_ms;     /* header, close or linger deadline; 0 = none */
+    int64_t next_ping_ms;    /* when the next heartbeat ping is due */
+    int64_t ping_sent_us;    /* monotonic time of the unanswered ping, 0 = none */
+    uint32_t missed_pings;   /* consecutive pings with no sign of life before the next */
+    bool seen_since_ping;    /* a frame arrived since the last ping */
+    uint16_t close_code;     /* code of the close frame we sent */
+    struct buf in;           /* HTTP phase: partial request head */
+    struct buf msg;          /* partial fragmented / compressed message */
+    struct utf8_state msg_utf8; /* validation of inflated text */
+    struct ws_reader rd;
+    struct pmd_stream *pmd;  /* permessage-deflate state, NULL when not negotiated */
+    struct outq out;
+    struct sockaddr_storage peer;
+    struct conn *prev, *next; /* the worker's list of live connections */
+    struct conn *next_dead;   /* the end-of-iteration free list */
+};
+
+/* Creates a connection for an accepted socket (takes fd). Returns NULL on ENOMEM. */
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer);
+
+/* Marks the connection dead: socket closed at once, memory freed at the end of the
+ * loop iteration (events already fetched for it are then skipped). */
+void conn_kill(struct worker *w, struct conn *c);
+
+/* Frees a dead connection (end of iteration). */
+void conn_free(struct worker *w, struct conn *c);
+
+/* Handles EPOLLIN / EPOLLOUT / errors for c. */
+void conn_on_event(struct worker *w, struct conn *c, uint32_t events);
+
+/* Sends raw bytes (HTTP responses, prepared frames). Kills c on socket failure.
+ * Returns 0 or a negative code (c may then be dead). */
+int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int iovcnt);
+
+/*
+ * Sends one WebSocket frame (FIN set) with this opcode and payload, compressing data
+ * frames when permessage-deflate is on and the payload is long enough. Returns 0 or a
+ * negative code (c may then be dead).
+ */
+int conn_send_frame(struct worker *w, struct conn *c, uint8_t opcode, const uint8_t *p,
+                    size_t len);
+
+/*
+ * Starts the closing handshake: queues a close frame with code and reason, stops
+ * accepting data messages and arms the close timeout. Without a close code (0) the
+ * frame has an empty payload. Idempotent.
+ */
+void conn_ws_close(struct worker *w, struct conn *c, uint16_t code, const char *reason);
+
+/* Ends the connection gracefully: shuts down our sending side once the output is
+ * flushed, then reads and discards until EOF or the linger deadline. */
+void conn_linger(struct worker *w, struct conn *c);
+
+/* Periodic checks (timeouts, heartbeat) at time now_ms. */
+void conn_tick(struct worker *w, struct conn *c, int64_t now_ms);
+
+#endif

@@ -1,0 +1,191 @@
+/* http_conn.c - request head, plain endpoints and the WebSocket upgrade. */
+#include "worker/http_conn.h"
+#include "core/log.h"
+#include "core/wsd.h"
+#include "proto/handshake.h"
+#include "proto/http.h"
+#include "worker/conn.h"
+#include "worker/metrics.h"
+#include "worker/table.h"
+#include "worker/worker.h"
+#include "worker/ws_conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define HTTP_RESPONSE_MAX 1024
+
+/* Writes a complete response and lingers until the peer closes. */
+static void http_respond(struct worker *w, struct conn *c, int status, const char *headers,
+                         const char *type, const void *body, size_t body_len)
+{
+    char head[HTTP_RESPONSE_MAX];
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nServer: wsd\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
+                     status, http_status_text(status), type, body_len, headers ? headers : "");
+    if (n < 0 || (size_t)n >= sizeof(head)) {
+        conn_kill(w, c);
+        return;
+    }
+    struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, body_len}};
+    if (conn_write(w, c, iov, body_len ? 2 : 1) < 0)
+        return;
+    conn_linger(w, c);
+}
+
+void http_conn_fail(struct worker *w, struct conn *c, int status, const char *why)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_text(status), why);
+    metrics_count_handshake_failure(w, status);
+    http_respond(w, c, status, NULL, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+static bool view_eq(struct http_view v, const char *s)
+{
+    size_t len = strlen(s);
+    return v.len == len && memcmp(v.p, s, len) == 0;
+}
+
+static void http_serve_health(struct worker *w, struct conn *c)
+{
+    if (w->draining)
+        http_respond(w, c, 503, "Retry-After: 5\r\n", "text/plain", "draining\n", 9);
+    else
+        http_respond(w, c, 200, NULL, "text/plain", "ok\n", 3);
+}
+
+static void http_serve_metrics(struct worker *w, struct conn *c)
+{
+    if (!config_cidr_match(w->cfg->metrics_allow, w->cfg->num_metrics_allow,
+                           (const struct sockaddr *)&c->peer)) {
+        http_conn_fail(w, c, 403, "metrics are not served to this address");
+        return;
+    }
+    struct buf out;
+    buf_init(&out);
+    if (metrics_render(w, &out) < 0) {
+        buf_fini(&out);
+        http_conn_fail(w, c, 500, "out of memory");
+        return;
+    }
+    http_respond(w, c, 200, NULL, "text/plain; version=0.0.4", out.data, out.len);
+    buf_fini(&out);
+}
+
+/* Upgrades c per res; pipelined bytes after the head (in c->in) go to the frame reader. */
+static void http_upgrade(struct worker *w, struct conn *c, const struct hs_result *res,
+                         size_t head_len, enum conn_route route)
+{
+    if (table_conn_acquire(w, c) < 0) {
+        http_conn_fail(w, c, 503, "connection table full");
+        return;
+    }
+    char resp[HTTP_RESPONSE_MAX];
+    int n = hs_write_response(res, &w->hs, resp, sizeof(resp));
+    if (n < 0) {
+        http_conn_fail(w, c, 500, "response too large");
+        return;
+    }
+    struct iovec iov = {resp, (size_t)n};
+    if (conn_write(w, c, &iov, 1) < 0)
+        return;
+    c->route = (uint8_t)route;
+    c->msgpack = res->subprotocol == 1;
+    metrics_count_handshake(w);
+    ws_conn_start(w, c, res);
+    if (c->phase != CONN_WS)
+        return;
+    buf_consume(&c->in, head_len);
+    if (c->in.len > 0) {
+        struct buf rest = c->in;
+        buf_init(&c->in);
+        ws_conn_feed(w, c, rest.data, rest.len);
+        buf_fini(&rest);
+    } else {
+        buf_fini(&c->in);
+    }
+}
+
+static void http_route(struct worker *w, struct conn *c, const struct http_request *req,
+                       size_t head_len)
+{
+    const struct config *cfg = w->cfg;
+    enum conn_route route = CONN_ROUTE_NONE;
+    if (cfg->echo_path && cfg->echo_path[0] && view_eq(req->path, cfg->echo_path))
+        route = CONN_ROUTE_ECHO;
+    else if (view_eq(req->path, cfg->ws_path))
+        route = CONN_ROUTE_APP;
+
+    if (route == CONN_ROUTE_NONE) {
+        if (!view_eq(req->method, "GET")) {
+            http_conn_fail(w, c, 405, "only GET is served");
+        } else if (view_eq(req->path, cfg->health_path)) {
+            http_serve_health(w, c);
+        } else if (view_eq(req->path, cfg->metrics_path)) {
+            http_serve_metrics(w, c);
+        } else if (view_eq(req->path, cfg->client_path) && w->client_js) {
+            http_respond(w, c, 200, "Cache-Control: no-cache\r\n",
+                         "application/javascript; charset=utf-8", w->client_js,
+                         w->client_js_len);
+        } else {
+            http_conn_fail(w, c, 404, "no such endpoint");
+        }
+        return;
+    }
+    if (w->draining) {
+        metrics_count_handshake_failure(w, 503);
+        http_respond(w, c, 503, "Retry-After: 5\r\n", "text/plain", "draining\n", 9);
+        return;
+    }
+    struct hs_result res;
+    if (hs_check(req, &w->hs, &res) < 0) {
+        char out[HTTP_RESPONSE_MAX];
+        int n = hs_write_error(&res, out, sizeof(out));
+        log_msg(LOG_DEBUG, "fd=%d handshake refused: %d %s", c->fd, res.status, res.error);
+        metrics_count_handshake_failure(w, res.status);
+        if (n < 0) {
+            conn_kill(w, c);
+            return;
+        }
+        struct iovec iov = {out, (size_t)n};
+        if (conn_write(w, c, &iov, 1) == 0)
+            conn_linger(w, c);
+        return;
+    }
+    http_upgrade(w, c, &res, head_len, route);
+}
+
+void http_conn_on_readable(struct worker *w, struct conn *c)
+{
+    size_t max = w->cfg->max_header_size;
+    if (buf_reserve(&c->in, max + 1 - WSD_MIN(c->in.len, max)) < 0) {
+        conn_kill(w, c);
+        return;
+    }
+    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK)) {
+        conn_kill(w, c);
+        return;
+    }
+    if (n < 0)
+        return;
+    c->in.len += (size_t)n;
+    struct http_request req;
+    int rc = http_parse_request((const char *)c->in.data, c->in.len, max, w->cfg->max_headers,
+                                &req);
+    if (rc == WSD_EAGAIN)
+        return;
+    if (rc == WSD_ETOOBIG)
+        http_conn_fail(w, c, 431, "request header fields too large");
+    else if (rc == WSD_EPROTO)
+        http_conn_fail(w, c, 505, "HTTP version not supported");
+    else if (rc < 0)
+        http_conn_fail(w, c, 400, "malformed request");
+    else
+        http_route(w, c, &req, (size_t)rc);
+}

@@ -1,0 +1,17 @@
+/*
+ * http_conn.h - the HTTP phase of a connection: read the request head, answer the plain
+ * endpoints (/healthz, /metrics, the JavaScript client) and upgrade the WebSocket ones.
+ */
+#ifndef WSD_WORKER_HTTP_CONN_H
+#define WSD_WORKER_HTTP_CONN_H
+
+struct worker;
+struct conn;
+
+/* Reads request bytes and acts once the head is complete. */
+void http_conn_on_readable(struct worker *w, struct conn *c);
+
+/* Answers with an error status and a one-line text body, then lingers. */
+void http_conn_fail(struct worker *w, struct conn *c, int status, const char *why);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * outq.h - a connection's output queue: references to blocks (shared, reference-counted
+ * frames) with a read offset into the first, flushed with writev.
+ *
+ * The common case never queues: outq_send() first writes straight to the socket and only
+ * copies what the kernel did not take. Entries live in a small ring that grows by
+ * doubling and is freed when the queue empties, so an idle connection holds no output
+ * memory.
+ */
+#ifndef WSD_WORKER_OUTQ_H
+#define WSD_WORKER_OUTQ_H
+
+#include "core/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct outq_ent {
+    struct block *blk;
+    uint32_t off;
+};
+
+struct outq {
+    struct outq_ent *ents;
+    uint32_t head;
+    uint32_t count;
+    uint32_t cap;   /* power of two, 0 when nothing is allocated */
+    uint64_t bytes; /* bytes queued and not yet written */
+};
+
+void outq_init(struct outq *q);
+/* Drops every reference and frees the ring. */
+void outq_fini(struct outq *q);
+
+static inline bool outq_is_empty(const struct outq *q)
+{
+    return q->count == 0;
+}
+
+/*
+ * Sends the concatenation of iov[0..iovcnt) on fd: written directly when the queue is
+ * empty; whatever is left (or everything, when the queue already holds data) is copied
+ * into one new block and queued. Returns the number of bytes written now (>= 0),
+ * WSD_ENOMEM, or WSD_EIO when the socket failed (errno set; the connection is dead).
+ */
+int64_t outq_send(struct outq *q, int fd, const struct iovec *iov, int iovcnt);
+
+/*
+ * Queues a reference to blk (taking one) behind what is queued, writing directly when the
+ * queue was empty. Returns bytes written now, WSD_ENOMEM or WSD_EIO.
+ */
+int64_t outq_send_block(struct outq *q, int fd, struct block *blk);
+
+/*
+ * Writes queued data with writev until the queue is empty, the socket would block, or
+ * budget bytes were written. Returns bytes written (>= 0) or WSD_EIO.
+ */
+int64_t outq_flush(struct outq *q, int fd, size_t budget);
+
+#endif

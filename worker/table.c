@@ -1,0 +1,172 @@
+/* table.c - a worker's writes into the shared connection table and its worker slot. */
+#include "worker/table.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/wsd.h"
+#include "shm/conn_table.h"
+#include "shm/seg.h"
+#include "worker/conn.h"
+#include "worker/worker.h"
+
+#include <netinet/in.h>
+#include <string.h>
+
+#define RELAXED memory_order_relaxed
+
+static struct shm_seg_worker *table_self(struct worker *w)
+{
+    return shm_seg_worker(w->seg, (uint32_t)w->id);
+}
+
+static struct conn_table_slot *table_slot(struct worker *w, struct conn *c)
+{
+    if (c->slot == UINT32_MAX)
+        return NULL;
+    return &w->seg->conns[c->slot];
+}
+
+int table_worker_start(struct worker *w)
+{
+    struct shm_seg_worker *sw = table_self(w);
+    atomic_store_explicit(&sw->loop_mono_ms, w->now_ms, RELAXED);
+    atomic_store_explicit(&sw->state, SHM_SEG_WORKER_RUNNING, memory_order_release);
+    return 0;
+}
+
+void table_worker_stop(struct worker *w)
+{
+    (void)w;
+}
+
+void table_worker_tick(struct worker *w)
+{
+    atomic_store_explicit(&table_self(w)->loop_mono_ms, w->now_ms, RELAXED);
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        struct conn_table_slot *s = table_slot(w, c);
+        if (s == NULL || atomic_load_explicit(&s->close_request, RELAXED) == 0)
+            continue;
+        uint16_t code = conn_table_take_close_request(s);
+        if (code && c->phase == CONN_WS) {
+            log_msg(LOG_INFO, "conn=%llx closed on request with %u", (unsigned long long)c->id,
+                    code);
+            conn_ws_close(w, c, code, "closed by the operator");
+        }
+    }
+}
+
+static void table_addr(const struct sockaddr_storage *ss, struct conn_table_addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        a->family = AF_INET;
+        a->port = ntohs(in->sin_port);
+        memcpy(a->addr, &in->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        a->family = AF_INET6;
+        a->port = ntohs(in6->sin6_port);
+        memcpy(a->addr, &in6->sin6_addr, 16);
+    }
+}
+
+int table_conn_acquire(struct worker *w, struct conn *c)
+{
+    struct conn_table_addr a;
+    table_addr(&c->peer, &a);
+    uint64_t id;
+    int rc = conn_table_alloc(w->seg, (uint32_t)w->id, &a, clock_wall_ms(), w->now_ms, &id);
+    if (rc < 0) {
+        log_msg(LOG_WARN, "connection table: cannot take a slot: %s", wsd_strerror(rc));
+        return rc;
+    }
+    c->id = id;
+    c->slot = conn_table_id_index(id);
+    return 0;
+}
+
+void table_conn_release(struct worker *w, struct conn *c)
+{
+    if (c->slot == UINT32_MAX)
+        return;
+    uint16_t code = c->close_sent ? c->close_code : WS_CLOSE_ABNORMAL;
+    SHM_SEG_STAT_ADD(table_self(w), closes[shm_seg_close_bucket(code)], 1);
+    conn_table_release(w->seg, c->id);
+    c->slot = UINT32_MAX;
+}
+
+void table_conn_state(struct worker *w, struct conn *c, enum table_state state)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s == NULL)
+        return;
+    static const enum conn_table_state map[] = {
+        [TABLE_STATE_CONNECTING] = CONN_TABLE_CONNECTING,
+        [TABLE_STATE_CONNECTED] = CONN_TABLE_CONNECTED,
+        [TABLE_STATE_CLOSING] = CONN_TABLE_CLOSING,
+    };
+    conn_table_set_state(s, map[state]);
+}
+
+void table_conn_seen(struct worker *w, struct conn *c, int64_t now_ms)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_store_explicit(&s->last_seen_ms, now_ms, RELAXED);
+}
+
+void table_conn_ping(struct worker *w, struct conn *c, int64_t now_ms)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_store_explicit(&s->last_ping_ms, now_ms, RELAXED);
+}
+
+void table_conn_rtt(struct worker *w, struct conn *c, uint32_t rtt_us)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_store_explicit(&s->rtt_us, rtt_us, RELAXED);
+}
+
+void table_conn_missed(struct worker *w, struct conn *c, uint32_t missed)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_store_explicit(&s->missed_pings, missed, RELAXED);
+}
+
+void table_conn_count_in(struct worker *w, struct conn *c, uint64_t bytes)
+{
+    SHM_SEG_STAT_ADD(table_self(w), bytes_in, bytes);
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_fetch_add_explicit(&s->bytes_in, bytes, RELAXED);
+}
+
+void table_conn_count_out(struct worker *w, struct conn *c, uint64_t bytes)
+{
+    if (bytes == 0)
+        return;
+    SHM_SEG_STAT_ADD(table_self(w), bytes_out, bytes);
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_fetch_add_explicit(&s->bytes_out, bytes, RELAXED);
+}
+
+void table_conn_count_msg_in(struct worker *w, struct conn *c)
+{
+    SHM_SEG_STAT_ADD(table_self(w), msgs_in, 1);
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_fetch_add_explicit(&s->msgs_in, 1, RELAXED);
+}
+
+void table_conn_count_msg_out(struct worker *w, struct conn *c)
+{
+    SHM_SEG_STAT_ADD(table_self(w), msgs_out, 1);
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_fetch_add_explicit(&s->msgs_out, 1, RELAXED);
+}

@@ -1,0 +1,42 @@
+/*
+ * table.h - a worker's writes into the shared segment: its connections' slots in the
+ * connection table (taken at upgrade, released at close) and its worker slot's
+ * statistics. Only the owning worker writes a slot; wsctl and the master read.
+ */
+#ifndef WSD_WORKER_TABLE_H
+#define WSD_WORKER_TABLE_H
+
+#include <stdint.h>
+
+struct worker;
+struct conn;
+
+enum table_state {
+    TABLE_STATE_CONNECTING = 1,
+    TABLE_STATE_CONNECTED,
+    TABLE_STATE_CLOSING,
+};
+
+/* Marks the worker slot running. Returns 0 or a negative code. */
+int table_worker_start(struct worker *w);
+/* Marks the worker slot stopping (its process is about to exit). */
+void table_worker_stop(struct worker *w);
+/* Once per tick: loop liveness, close requests from the master. */
+void table_worker_tick(struct worker *w);
+
+/* Takes a connection slot for c (sets c->slot and c->id). Returns 0 or WSD_ENOSPC. */
+int table_conn_acquire(struct worker *w, struct conn *c);
+/* Releases c's slot, if it has one, counting its close code. */
+void table_conn_release(struct worker *w, struct conn *c);
+
+void table_conn_state(struct worker *w, struct conn *c, enum table_state state);
+void table_conn_seen(struct worker *w, struct conn *c, int64_t now_ms);
+void table_conn_ping(struct worker *w, struct conn *c, int64_t now_ms);
+void table_conn_rtt(struct worker *w, struct conn *c, uint32_t rtt_us);
+void table_conn_missed(struct worker *w, struct conn *c, uint32_t missed);
+void table_conn_count_in(struct worker *w, struct conn *c, uint64_t bytes);
+void table_conn_count_out(struct worker *w, struct conn *c, uint64_t bytes);
+void table_conn_count_msg_in(struct worker *w, struct conn *c);
+void table_conn_count_msg_out(struct worker *w, struct conn *c);
+
+#endif
