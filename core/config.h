@@ -7,7 +7,10 @@
  * can report them once at start-up.
  *
  * Field names are the key names. Durations are whole seconds (int), sizes bytes
- * (uint64_t), switches bool, text heap strings owned by the config (NULL when unset).
+ * (uint64_t), switches bool, text strings owned by the config (NULL when unset). A text
+ * field holding its default points at static text: never free or replace a field
+ * directly; change a config only through config_parse()/config_load() and release it
+ * with config_fini().
  */
 #ifndef WSD_CORE_CONFIG_H
 #define WSD_CORE_CONFIG_H
@@ -120,7 +123,8 @@ struct config {
     struct config_group_rule group_rules[CONFIG_MAX_GROUP_RULES];
     size_t num_group_rules;
     uint32_t rate_limit;          /* messages per second per connection, 0 = off */
-    uint32_t rate_burst;          /* default 2 * rate_limit */
+    uint32_t rate_burst;          /* default 2 * rate_limit (a file that sets rate_limit
+                                     but not rate_burst, or rate_burst 0, gets that) */
 
     /* files and logging */
     char *control_socket;         /* default "/tmp/wsd.sock" */
@@ -138,8 +142,12 @@ void config_fini(struct config *c);
 
 /*
  * Reads path into c (which config_init() prepared). On error returns WSD_EINVAL or
- * WSD_EIO and writes "PATH:LINE: reason" (or "PATH: reason") into err; c then holds a
- * partial parse and must only be passed to config_fini().
+ * WSD_EIO (WSD_ENOMEM when out of memory) and writes "PATH:LINE: reason" (or
+ * "PATH: reason") into err; c then holds a partial parse and must only be passed to
+ * config_fini(). Single-valued keys: the last line wins. Within one text, the first
+ * listen/tls_listen line replaces the listeners c held, later ones add; each list line
+ * (allowed_origins, metrics_allow, ip_allow, public_groups) replaces that list; group
+ * lines are appended in order.
  */
 int config_load(struct config *c, const char *path, char err[CONFIG_ERR_LEN]);
 
@@ -157,15 +165,42 @@ int config_parse(struct config *c, const char *name, const char *text,
 int config_validate(const struct config *c, char err[CONFIG_ERR_LEN]);
 
 /*
- * Names of keys set in c whose feature this build does not implement yet, for one
- * start-up notice; writes a space-separated list into out. Returns how many.
+ * Names of keys set in c (to a value other than the default) whose feature this build
+ * does not implement yet, for one start-up notice; writes a space-separated list into
+ * out (truncated at a whole name to fit cap; out may be NULL when cap is 0). Returns how
+ * many, including any that did not fit.
  */
 size_t config_pending_keys(const struct config *c, char *out, size_t cap);
 
-/* True when addr (AF_INET/AF_INET6 sockaddr) lies in one of the n ranges. */
+/*
+ * Names of the keys whose values differ between a and b (for a reload's log line);
+ * space-separated into out (truncated at a whole name to fit cap). Returns how many.
+ */
+size_t config_changed_keys(const struct config *a, const struct config *b, char *out,
+                           size_t cap);
+
+/*
+ * Like config_changed_keys(), limited to keys a HUP cannot apply (max_connections,
+ * store, store_sync, pid_file): the running server keeps the old value until restarted.
+ */
+size_t config_restart_keys(const struct config *a, const struct config *b, char *out,
+                           size_t cap);
+
+/* Name of the i-th known key, in wsd.conf(5) order; NULL when i is past the last. */
+const char *config_key_name(size_t i);
+
+/*
+ * True when addr (AF_INET/AF_INET6 sockaddr) lies in one of the n ranges. An IPv4-mapped
+ * IPv6 address (::ffff:a.b.c.d) is matched as the IPv4 address; NULL or another family
+ * matches nothing.
+ */
 bool config_cidr_match(const struct config_cidr *list, size_t n, const struct sockaddr *addr);
 
-/* The sample configuration embedded in the binary (etc/wsd.conf's defaults). */
+/*
+ * The default configuration embedded in the binary: every key commented out with its
+ * default ("#key value"), as in etc/wsd.conf. Parsing it changes nothing; the defaults
+ * themselves come from config_init().
+ */
 extern const char config_default_text[];
 
 #endif

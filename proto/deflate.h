@@ -50,8 +50,13 @@ struct pmd_params {
 int pmd_negotiate(const char *const *values, const size_t *lens, size_t n,
                   const struct pmd_config *cfg, struct pmd_params *out);
 
-/* Writes the Sec-WebSocket-Extensions response value for p. Returns length or
- * WSD_ETOOBIG. */
+/* Longest value pmd_response_value() can write, with its NUL. */
+#define PMD_RESPONSE_MAX 160
+
+/* Writes the Sec-WebSocket-Extensions response value for p, NUL-terminated, e.g.
+ * "permessage-deflate; server_no_context_takeover; client_max_window_bits=10" (the window
+ * parameters only when their _sent flag is set). Returns the length without the NUL, or
+ * WSD_ETOOBIG when cap cannot hold it and the NUL (PMD_RESPONSE_MAX always can). */
 int pmd_response_value(const struct pmd_params *p, char *out, size_t cap);
 
 /* One connection's compression state. Streams are created lazily on first use. */
@@ -61,28 +66,43 @@ struct pmd_stream {
     int mem_level;
     bool inflate_ready;
     bool deflate_ready;
+    size_t msg_len;            /* bytes inflated so far for the current message */
+    bool inflate_ended;        /* the peer's DEFLATE stream ended (a BFINAL block) */
     z_stream inflater;
     z_stream deflater;
 };
 
+/*
+ * Prepares s for the agreed parameters p (copied) with a zlib level (clamped to 0..9, -1 is
+ * zlib's default) and memLevel (clamped to 1..9). Allocates nothing: the inflater (about
+ * 8 KiB plus the client window) and the deflater (about 2^(window+2) + 2^(mem_level+9)
+ * bytes, 256 KiB at window 15, memLevel 8) are created on first use.
+ */
 void pmd_stream_init(struct pmd_stream *s, const struct pmd_params *p, int level,
                      int mem_level);
+/* Frees whichever zlib streams exist. s can be initialised again or finished again. */
 void pmd_stream_fini(struct pmd_stream *s);
 
 /*
  * Inflates one chunk of a compressed message's payload and appends the output to out.
  * Call with fin set on the message's last chunk (the 0x00 0x00 0xff 0xff tail is added
- * then). limit is the total decompressed size allowed for the whole message: when out
- * would pass it, returns WSD_ETOOBIG. Returns 0, WSD_EINVAL on corrupt data, WSD_ENOMEM.
- * On fin the context is reset when client_no_context_takeover was agreed.
+ * then). limit is the total decompressed size allowed for the whole message, counted by
+ * s across the message's chunks (msg_len): when it would be passed, returns WSD_ETOOBIG.
+ * out grows in bounded steps and by at most limit + 1 bytes per message, so a caller that
+ * passes one buffer, empty at the message start, never holds more than limit + 1 bytes.
+ * A message whose data does not end on a DEFLATE block boundary once the tail is added is
+ * corrupt. Returns 0, WSD_EINVAL on corrupt data, WSD_ETOOBIG, WSD_ENOMEM. On fin the
+ * context is reset when client_no_context_takeover was agreed. After an error the
+ * inflater is reset and out holds partial output: the connection is to be closed.
  */
 int pmd_inflate(struct pmd_stream *s, const uint8_t *in, size_t len, bool fin,
                 struct buf *out, size_t limit);
 
 /*
  * Compresses one whole message into out (appending), without the 0x00 0x00 0xff 0xff tail
- * (RFC 7692 7.2.1). Resets the context afterwards when server_no_context_takeover was
- * agreed. Returns 0 or WSD_ENOMEM.
+ * (RFC 7692 7.2.1); an empty message is the single byte 0x00 (7.2.3.6). Resets the
+ * context afterwards when server_no_context_takeover was agreed. Returns 0 or WSD_ENOMEM
+ * (out is then as it was and the context is reset, which the peer can still follow).
  */
 int pmd_deflate(struct pmd_stream *s, const uint8_t *in, size_t len, struct buf *out);
 

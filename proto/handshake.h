@@ -56,7 +56,8 @@ int hs_check(const struct http_request *req, const struct hs_options *opt,
 
 /*
  * Computes Sec-WebSocket-Accept for a key (as sent, base64 text): base64(SHA-1(key +
- * GUID)). out receives 28 characters and a NUL.
+ * GUID)). out receives 28 characters and a NUL. Keys longer than 64 bytes (a valid key
+ * has 24) are hashed through an EVP context; if that cannot be allocated, out is "".
  */
 void hs_accept_key(const char *key, size_t key_len, char out[HS_ACCEPT_LEN + 1]);
 

@@ -63,9 +63,17 @@ bool http_header_has_token(const struct http_request *req, const char *name,
                            const char *token);
 
 /*
+ * Steps through the comma-separated list value[0..len) (RFC 9110 section 5.6.1): from *pos
+ * (0 to start), stores the next element, blanks around it removed, in *elem and advances
+ * *pos. Empty elements are skipped. Returns false when no element is left.
+ */
+bool http_list_next(const char *value, size_t len, size_t *pos, struct http_view *elem);
+
+/*
  * Finds query parameter key in req->query and percent-decodes its value into out (at most
- * cap bytes, NUL-terminated). Returns the decoded length, WSD_ENOENT when absent,
- * WSD_ETOOBIG when it does not fit, WSD_EINVAL for a bad %-escape.
+ * cap bytes, NUL-terminated). The key is matched exactly, undecoded; the first occurrence
+ * counts; '+' stays '+'. Returns the decoded length, WSD_ENOENT when absent,
+ * WSD_ETOOBIG when it does not fit, WSD_EINVAL for a bad %-escape (including %00).
  */
 int http_query_param(const struct http_request *req, const char *key, char *out, size_t cap);
 

@@ -94,6 +94,8 @@ struct ws_reader {
     uint8_t ctl[125];          /* control frame payload being gathered */
     uint8_t ctl_len;
     bool failed;
+    uint16_t fail_code;        /* close code reported again after a failure */
+    const char *fail_error;
 };
 
 /* Resets the reader to the start of a stream; configuration fields are kept. */
@@ -103,11 +105,21 @@ void ws_reader_init(struct ws_reader *r, uint64_t max_message_size, bool allow_r
 /*
  * Feeds up to len bytes of buf (mutable: payload is unmasked in place). Consumes bytes up
  * to and including the next event and stores it in ev; returns the number of bytes
- * consumed (0 is possible only when len is 0). Call again with the rest of the buffer
- * until it is used up. ev->type is WS_EV_NONE when the bytes were consumed without a
- * complete event (a partial header or a partial control frame is held in the reader, so
- * the caller may discard consumed bytes). After WS_EV_ERROR the reader stays failed and
- * consumes nothing more.
+ * consumed (0 is possible only when len is 0 or the reader has failed). Call again with
+ * the rest of the buffer until it is used up. ev->type is WS_EV_NONE when the bytes were
+ * consumed without a complete event (a partial header or a partial control frame is held
+ * in the reader, so the caller may discard consumed bytes). Bytes not consumed are left
+ * as they were (still masked).
+ *
+ * Every frame produces at least one event: an empty data frame gives a DATA event of
+ * length 0. With require_mask false, masked and unmasked frames are both accepted.
+ * max_message_size applies to data frames only (control frames are bounded at 125).
+ *
+ * An error is detected at one byte of the stream, the same however the input is split:
+ * every payload byte before it has been delivered in DATA events, and the ERROR event
+ * consumes that byte. For a text message whose last frame ends inside a UTF-8 sequence,
+ * that byte is the message's last byte. After WS_EV_ERROR the reader stays failed: every
+ * later call consumes nothing and reports the same error again.
  */
 size_t ws_reader_feed(struct ws_reader *r, uint8_t *buf, size_t len, struct ws_event *ev);
 
@@ -117,7 +129,7 @@ void ws_mask(uint8_t *p, size_t len, const uint8_t key[4], uint64_t offset);
 /*
  * Encodes a frame header into out (room for 14 bytes) and returns its length: FIN and
  * RSV1 as given, opcode, the shortest length form, and a mask key when mask is not NULL
- * (client side; the caller masks the payload). Servers pass NULL.
+ * (client side; the caller masks the payload). Servers pass NULL. len must be below 2^63.
  */
 size_t ws_frame_header(uint8_t out[14], uint8_t opcode, bool fin, bool rsv1, uint64_t len,
                        const uint8_t *mask);
@@ -127,7 +139,9 @@ bool ws_close_code_is_valid(uint32_t code);
 
 /*
  * Builds a close frame payload (code, then reason truncated at a UTF-8 boundary to fit
- * 125 bytes) into out[125]. Returns its length.
+ * 125 bytes) into out[125]. Returns its length. The reason (NULL for none) is cut before
+ * any byte that is not valid UTF-8. Code 1005 (or 0) gives an empty payload: a close
+ * frame without a status code.
  */
 size_t ws_close_payload(uint8_t out[125], uint16_t code, const char *reason);
 
