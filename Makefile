@@ -18,7 +18,7 @@ SANFLAGS :=
 OPT := -O2
 endif
 
-PKGS := openssl libsodium msgpack zlib
+PKGS := openssl libsodium msgpack zlib lmdb hiredis
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -28,7 +28,7 @@ ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -I. $(PKG_CFL
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 LIBS := $(PKG_LIBS) -lpthread
 
-LIB_SRC := $(wildcard core/*.c proto/*.c shm/*.c)
+LIB_SRC := $(wildcard core/*.c proto/*.c shm/*.c store/*.c)
 WSD_SRC := $(wildcard master/*.c worker/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(OUT)/obj/%.o)
 WSD_OBJ := $(WSD_SRC:%.c=$(OUT)/obj/%.o)
@@ -50,9 +50,16 @@ BINS := $(OUT)/wsd $(if $(wildcard tools/wsctl.c),$(OUT)/wsctl) \
 
 all: $(BINS)
 
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
 $(OUT)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -65,7 +72,8 @@ $(OUT)/wsd: $(WSD_OBJ) $(LIB_A)
 $(OUT)/wsctl: $(OUT)/obj/tools/wsctl.o $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
-$(OUT)/wsbench: $(OUT)/obj/tools/wsbench.o $(LIB_A)
+WSBENCH_OBJ := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tools/wsbench*.c))
+$(OUT)/wsbench: $(WSBENCH_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 $(OUT)/bench_tcp_echo: $(OUT)/obj/tools/bench/tcp_echo.o

@@ -841,10 +841,11 @@ static const struct key keys[] = {
     {"workers", KT_WORKERS, F(workers), F(workers_auto), 1, CONFIG_MAX_WORKERS, 0,
      parse_workers, "auto", NULL},
     COUNT(max_connections, KT_U32, 1, 1000000, "100000", RESTART),
+    COUNT(max_groups, KT_U32, 16, 4194304, "65536", RESTART),
     COUNT(backlog, KT_INT, 1, 65535, "4096", 0),
     /* limits and timers */
     SIZE(max_message_size, 125, GIB, "16m", 0),
-    SIZE(max_data_size, 1, GIB, "64k", PENDING),
+    SIZE(max_data_size, 1, GIB, "64k", 0),
     SIZE(output_queue_limit, KIB, 16 * GIB, "4m", 0),
     COUNT(max_header_size, KT_U32, 512, 65536, "8192", 0),
     COUNT(max_headers, KT_U32, 8, 64, "64", 0),
@@ -871,30 +872,30 @@ static const struct key keys[] = {
     /* access */
     LIST(allowed_origins, num_allowed_origins, KT_LIST, parse_words, 255, NULL, 0),
     LIST(metrics_allow, num_metrics_allow, KT_CIDRS, parse_cidrs, 0, "127.0.0.1/32 ::1/128", 0),
-    LIST(ip_allow, num_ip_allow, KT_CIDRS, parse_cidrs, 0, NULL, PENDING),
+    LIST(ip_allow, num_ip_allow, KT_CIDRS, parse_cidrs, 0, NULL, 0),
     COUNT(max_connections_per_ip, KT_U32, 0, 1000000, "0", PENDING),
     /* authentication */
-    SWITCH(anonymous, "off", PENDING),
-    LIST(public_groups, num_public_groups, KT_LIST, parse_patterns, 0, NULL, PENDING),
+    SWITCH(anonymous, "off", 0),
+    LIST(public_groups, num_public_groups, KT_LIST, parse_patterns, 0, NULL, 0),
     {"jwt_hs256_secret", KT_SECRET, F(jwt_hs256_secret), F(jwt_hs256_secret_len), 1, 4096,
-     PENDING, parse_secret, NULL, NULL},
+     0, parse_secret, NULL, NULL},
     {"jwt_ed25519_public_key", KT_KEY32, F(jwt_ed25519_public_key),
-     F(has_jwt_ed25519_public_key), 0, 0, PENDING, parse_key32, NULL, NULL},
-    SECONDS(jwt_leeway, 0, HOUR, "5", PENDING),
-    SWITCH(jwt_require_exp, "off", PENDING),
-    SECONDS(auth_timeout, 1, HOUR, "10", PENDING),
-    SECONDS(auth_grace, 0, DAY, "30", PENDING),
+     F(has_jwt_ed25519_public_key), 0, 0, 0, parse_key32, NULL, NULL},
+    SECONDS(jwt_leeway, 0, HOUR, "5", 0),
+    SWITCH(jwt_require_exp, "off", 0),
+    SECONDS(auth_timeout, 1, HOUR, "10", 0),
+    SECONDS(auth_grace, 0, DAY, "30", 0),
     /* messaging and durability */
-    TEXT(store, parse_store, 1, PATH_MAX, "lmdb:/var/lib/wsd", PENDING | RESTART),
-    CHOICE(store_sync, "batch", "batch|always|none", PENDING | RESTART),
-    SECONDS(offline_ttl, 0, YEAR, "604800", PENDING),
-    COUNT(offline_max, KT_U32, 1, 100000000, "10000", PENDING),
+    TEXT(store, parse_store, 1, PATH_MAX, "lmdb:/var/lib/wsd", RESTART),
+    CHOICE(store_sync, "batch", "batch|always|none", RESTART),
+    SECONDS(offline_ttl, 0, YEAR, "604800", 0),
+    COUNT(offline_max, KT_U32, 1, 100000000, "10000", 0),
     SECONDS(session_ttl, 0, 30 * DAY, "300", PENDING),
-    SECONDS(dedup_window, 0, 30 * DAY, "120", PENDING),
+    SECONDS(dedup_window, 0, 30 * DAY, "120", 0),
     COUNT(dedup_max, KT_U32, 1, 1000000, "1024", PENDING),
-    COUNT(history_size, KT_I64, 0, 1000000, "100", PENDING),
-    NUM(history_ttl, KT_I64, parse_seconds, 0, YEAR, "300", PENDING),
-    {"group", KT_GROUPS, F(group_rules), F(num_group_rules), 0, 0, PENDING, parse_group, NULL,
+    COUNT(history_size, KT_I64, 0, 1000000, "100", 0),
+    NUM(history_ttl, KT_I64, parse_seconds, 0, YEAR, "300", 0),
+    {"group", KT_GROUPS, F(group_rules), F(num_group_rules), 0, 0, 0, parse_group, NULL,
      NULL},
     COUNT(rate_limit, KT_U32, 0, 1000000, "0", PENDING),
     COUNT(rate_burst, KT_U32, 0, 100000000, "0", PENDING),
@@ -1488,6 +1489,7 @@ const char config_default_text[] =
     "#listen 127.0.0.1:8080\n"
     "#workers auto\n"
     "#max_connections 100000\n"
+    "#max_groups 65536\n"
     "#backlog 4096\n"
     "\n"
     "# limits and timers\n"

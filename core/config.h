@@ -56,6 +56,7 @@ struct config {
     int workers;                  /* resolved: `auto` becomes the number of CPUs */
     bool workers_auto;
     uint32_t max_connections;     /* default 100000 */
+    uint32_t max_groups;          /* groups with members at once, default 65536 */
     int backlog;                  /* listen(2) backlog, default 4096 */
 
     /* limits and timers */

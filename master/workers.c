@@ -4,6 +4,7 @@
 #include "core/log.h"
 #include "core/wsd.h"
 #include "shm/conn_table.h"
+#include "shm/names.h"
 #include "shm/ring.h"
 #include "worker/worker.h"
 
@@ -26,6 +27,7 @@ int workers_init(struct master *m, char *err, size_t cap)
     shm_seg_name_for(cfg->control_socket, m->seg_name);
     struct shm_seg_sizes sz = {
         .max_connections = cfg->max_connections,
+        .max_groups = cfg->max_groups,
         .ring_bytes = SHM_SEG_RING_DEFAULT,
     };
     int rc = shm_seg_create(&m->seg, m->seg_name, &sz);
@@ -68,10 +70,9 @@ static void workers_child(struct master *m, int slot)
     close(m->sigfd);
     if (m->control_fd >= 0)
         close(m->control_fd);
-    for (int i = 0; i < CONFIG_MAX_WORKERS; i++) {
-        if (i != slot)
-            close(m->workers[i].efd);
-    }
+    int efds[CONFIG_MAX_WORKERS];
+    for (int i = 0; i < CONFIG_MAX_WORKERS; i++)
+        efds[i] = m->workers[i].efd;
     struct worker_init init = {
         .id = slot,
         .cfg = m->cfg,
@@ -79,7 +80,7 @@ static void workers_child(struct master *m, int slot)
         .listen_fds = m->listen_fds,
         .listen_tls = m->listen_tls,
         .num_listen = m->num_listen,
-        .ring_efd = m->workers[slot].efd,
+        .ring_efds = efds,
         .client_js = m->client_js,
         .client_js_len = m->client_js_len,
     };
@@ -120,6 +121,8 @@ void workers_start_all(struct master *m)
 static void workers_recover(struct master *m, int slot)
 {
     int freed = conn_table_release_worker(&m->seg, (uint32_t)slot);
+    names_release_worker(m->seg.users, (uint32_t)slot);
+    names_release_worker(m->seg.groups, (uint32_t)slot);
     for (int i = 0; i < CONFIG_MAX_WORKERS; i++)
         ring_skip_dead(shm_seg_ring(&m->seg, (uint32_t)i), (uint8_t)slot);
     if (freed > 0)

@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/wsd.h"
+#include "worker/app.h"
 #include "worker/http_conn.h"
 #include "worker/table.h"
 #include "worker/worker.h"
@@ -51,6 +52,8 @@ void conn_kill(struct worker *w, struct conn *c)
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
     }
+    if (c->app)
+        app_on_close(w, c);
     table_conn_release(w, c);
     if (c->prev)
         c->prev->next = c->next;
@@ -116,6 +119,20 @@ int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int io
         else
             log_msg(LOG_WARN, "conn=%llx out of memory queueing output",
                     (unsigned long long)c->id);
+        conn_kill(w, c);
+        return (int)n;
+    }
+    table_conn_count_out(w, c, (uint64_t)n);
+    conn_check_output(w, c);
+    return 0;
+}
+
+int conn_send_block(struct worker *w, struct conn *c, struct block *blk)
+{
+    if (c->phase == CONN_DEAD)
+        return WSD_ECLOSED;
+    int64_t n = outq_send_block(&c->out, c->fd, blk);
+    if (n < 0) {
         conn_kill(w, c);
         return (int)n;
     }
@@ -240,6 +257,9 @@ void conn_tick(struct worker *w, struct conn *c, int64_t now_ms)
             break;
         }
     }
-    if (c->phase == CONN_WS)
+    if (c->phase == CONN_WS) {
         ws_conn_tick(w, c, now_ms);
+        if (c->app && c->phase == CONN_WS)
+            app_tick(w, c, now_ms);
+    }
 }

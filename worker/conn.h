@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 struct worker;
+struct app_conn;
 
 enum conn_phase {
     CONN_HTTP = 0,
@@ -70,6 +71,7 @@ struct conn {
     struct utf8_state msg_utf8; /* validation of inflated text */
     struct ws_reader rd;
     struct pmd_stream *pmd;  /* permessage-deflate state, NULL when not negotiated */
+    struct app_conn *app;    /* messaging state on ws_path, NULL elsewhere */
     struct outq out;
     struct sockaddr_storage peer;
     struct conn *prev, *next; /* the worker's list of live connections */
@@ -92,6 +94,12 @@ void conn_on_event(struct worker *w, struct conn *c, uint32_t events);
 /* Sends raw bytes (HTTP responses, prepared frames). Kills c on socket failure.
  * Returns 0 or a negative code (c may then be dead). */
 int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int iovcnt);
+
+/*
+ * Queues a shared, already framed block (fan-out). Returns 0 or a negative code (c may
+ * then be dead).
+ */
+int conn_send_block(struct worker *w, struct conn *c, struct block *blk);
 
 /*
  * Sends one WebSocket frame (FIN set) with this opcode and payload, compressing data

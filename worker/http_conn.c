@@ -79,7 +79,8 @@ static void http_serve_metrics(struct worker *w, struct conn *c)
 
 /* Upgrades c per res; pipelined bytes after the head (in c->in) go to the frame reader. */
 static void http_upgrade(struct worker *w, struct conn *c, const struct hs_result *res,
-                         size_t head_len, enum conn_route route)
+                         const struct http_request *req, size_t head_len,
+                         enum conn_route route)
 {
     if (table_conn_acquire(w, c) < 0) {
         http_conn_fail(w, c, 503, "connection table full");
@@ -97,7 +98,7 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
     c->route = (uint8_t)route;
     c->msgpack = res->subprotocol == 1;
     metrics_count_handshake(w);
-    ws_conn_start(w, c, res);
+    ws_conn_start(w, c, res, req);
     if (c->phase != CONN_WS)
         return;
     buf_consume(&c->in, head_len);
@@ -157,7 +158,7 @@ static void http_route(struct worker *w, struct conn *c, const struct http_reque
             conn_linger(w, c);
         return;
     }
-    http_upgrade(w, c, &res, head_len, route);
+    http_upgrade(w, c, &res, req, head_len, route);
 }
 
 void http_conn_on_readable(struct worker *w, struct conn *c)

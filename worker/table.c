@@ -96,6 +96,13 @@ void table_conn_release(struct worker *w, struct conn *c)
     c->slot = UINT32_MAX;
 }
 
+void table_conn_set_user(struct worker *w, struct conn *c, uint32_t user_index)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_store_explicit(&s->user, user_index, RELAXED);
+}
+
 void table_conn_state(struct worker *w, struct conn *c, enum table_state state)
 {
     struct conn_table_slot *s = table_slot(w, c);

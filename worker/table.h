@@ -29,6 +29,8 @@ int table_conn_acquire(struct worker *w, struct conn *c);
 /* Releases c's slot, if it has one, counting its close code. */
 void table_conn_release(struct worker *w, struct conn *c);
 
+/* Records the user-index entry of c's user (UINT32_MAX: none). */
+void table_conn_set_user(struct worker *w, struct conn *c, uint32_t user_index);
 void table_conn_state(struct worker *w, struct conn *c, enum table_state state);
 void table_conn_seen(struct worker *w, struct conn *c, int64_t now_ms);
 void table_conn_ping(struct worker *w, struct conn *c, int64_t now_ms);

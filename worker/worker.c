@@ -297,7 +297,7 @@ int worker_run(const struct worker_init *init)
     if (w->rbuf == NULL || worker_setup_fds(w, init) < 0)
         return 1;
     worker_setup_options(w);
-    if (table_worker_start(w) < 0 || app_init(w, init->ring_efd) < 0)
+    if (table_worker_start(w) < 0 || app_init(w, init->ring_efds) < 0)
         return 1;
     log_msg(LOG_INFO, "worker started");
     int rc = worker_loop(w);

@@ -32,7 +32,7 @@ struct worker_init {
     const int *listen_fds;
     const bool *listen_tls;
     size_t num_listen;
-    int ring_efd;                  /* this slot's eventfd */
+    const int *ring_efds;          /* every slot's ring eventfd (CONFIG_MAX_WORKERS) */
     const char *client_js;         /* the JavaScript client served at client_path */
     size_t client_js_len;
 };
@@ -62,6 +62,8 @@ struct worker {
     const char *subprotocols[2];
     const char *client_js;
     size_t client_js_len;
+    struct buf app_out;            /* envelope encoding scratch */
+    struct route *route;           /* messaging state (route.c) */
 };
 
 /* Runs the worker until it is told to stop; returns the process exit status. */

@@ -15,7 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-void ws_conn_start(struct worker *w, struct conn *c, const struct hs_result *res)
+void ws_conn_start(struct worker *w, struct conn *c, const struct hs_result *res,
+                   const struct http_request *req)
 {
     const struct config *cfg = w->cfg;
     c->phase = CONN_WS;
@@ -32,7 +33,7 @@ void ws_conn_start(struct worker *w, struct conn *c, const struct hs_result *res
     heartbeat_start(w, c);
     table_conn_state(w, c, TABLE_STATE_CONNECTED);
     if (c->route == CONN_ROUTE_APP)
-        app_on_open(w, c);
+        app_on_open(w, c, req);
 }
 
 void ws_conn_fail(struct worker *w, struct conn *c, uint16_t code, const char *why)

@@ -11,9 +11,11 @@
 struct worker;
 struct conn;
 struct hs_result;
+struct http_request;
 
 /* Enters the WebSocket phase after the 101 response was queued. */
-void ws_conn_start(struct worker *w, struct conn *c, const struct hs_result *res);
+void ws_conn_start(struct worker *w, struct conn *c, const struct hs_result *res,
+                   const struct http_request *req);
 
 /* Reads from the socket into the worker's buffer and feeds the frame reader. */
 void ws_conn_on_readable(struct worker *w, struct conn *c);
