@@ -890,7 +890,7 @@ static const struct key keys[] = {
     CHOICE(store_sync, "batch", "batch|always|none", RESTART),
     SECONDS(offline_ttl, 0, YEAR, "604800", 0),
     COUNT(offline_max, KT_U32, 1, 100000000, "10000", 0),
-    SECONDS(session_ttl, 0, 30 * DAY, "300", PENDING),
+    SECONDS(session_ttl, 0, 30 * DAY, "300", 0),
     SECONDS(dedup_window, 0, 30 * DAY, "120", 0),
     COUNT(dedup_max, KT_U32, 1, 1000000, "1024", PENDING),
     COUNT(history_size, KT_I64, 0, 1000000, "100", 0),

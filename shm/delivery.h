@@ -38,6 +38,8 @@ enum delivery_type {
     DELIVERY_SYSTEM = 7,     /* operator's system message: mid = kind ("all", "group",
                                 "user"), channel = target, data = the message data; the
                                 receiving worker publishes, sends or broadcasts it */
+    DELIVERY_KICK_SESSION = 8, /* close connections attached to session `channel`, except
+                                  `exclude`, with close_code (4011: taken over) */
 };
 
 #define DELIVERY_F_SYS 0x01 /* a system message: "sys": true, from "" */

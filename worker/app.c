@@ -62,6 +62,8 @@ static void app_reply_ok(struct worker *w, struct conn *c, const struct envelope
         app_send(w, c, b);
 }
 
+static size_t app_field(const struct envelope_str *s, char *out, size_t cap);
+
 /* ---- authentication ---- */
 
 static void app_random_hex(char *out, size_t bytes)
@@ -139,10 +141,14 @@ static void app_welcome(struct worker *w, struct conn *c, const struct envelope_
         app_send(w, c, b);
 }
 
-/* Logs c in as user (first login or anonymous -> user). */
+/*
+ * Logs c in as user (first login, or anonymous -> user). env is the auth request (NULL
+ * for a token from the handshake): its session and since drive the resume.
+ */
 static int app_login(struct worker *w, struct conn *c, const struct jwt_claims *claims,
-                     const uint8_t *buf, const struct envelope_id *id)
+                     const uint8_t *buf, const struct envelope *env)
 {
+    const struct envelope_id *id = env ? &env->id : NULL;
     struct app_conn *ac = app_of(c);
     if (app_take_claims(ac, claims, buf) < 0)
         return WSD_ENOMEM;
@@ -152,15 +158,15 @@ static int app_login(struct worker *w, struct conn *c, const struct jwt_claims *
     ac->anonymous = false;
     ac->authed = true;
     ac->auth_deadline_ms = 0;
-    if (ac->session[0] == '\0')
-        app_random_hex(ac->session, 16);
+    app_random_hex(ac->session, 16); /* replaced by the resumed one, if any */
     int rc = route_user_attach(w, c);
     if (rc < 0) {
         app_error(w, c, id, "unavailable", "user table full");
         return rc;
     }
-    app_welcome(w, c, id);
-    route_personal_backlog(w, c);
+    if (env && env->session.raw)
+        app_field(&env->session, ac->resume, sizeof(ac->resume));
+    route_login(w, c, ac->resume[0] ? ac->resume : NULL, env ? &env->since : NULL, id);
     return 0;
 }
 
@@ -181,10 +187,11 @@ static void app_unauthorized_close(struct worker *w, struct conn *c,
     conn_ws_close(w, c, APP_AUTH_CLOSE, "unauthorized");
 }
 
-/* The auth op, and a token from the handshake (id NULL). */
+/* The auth op (env), and a token from the handshake (env NULL). */
 static void app_auth(struct worker *w, struct conn *c, const char *token, size_t len,
-                     const struct envelope_id *id)
+                     const struct envelope *env)
 {
+    const struct envelope_id *id = env ? &env->id : NULL;
     struct app_conn *ac = app_of(c);
     static uint8_t buf[JWT_PAYLOAD_BUF];
     struct jwt_claims claims;
@@ -199,7 +206,7 @@ static void app_auth(struct worker *w, struct conn *c, const char *token, size_t
         return;
     }
     if (!refresh) {
-        if (app_login(w, c, &claims, buf, id) < 0)
+        if (app_login(w, c, &claims, buf, env) < 0)
             conn_ws_close(w, c, WS_CLOSE_INTERNAL, "login failed");
         return;
     }
@@ -252,6 +259,9 @@ void app_on_open(struct worker *w, struct conn *c, const struct http_request *re
     c->app = ac;
     static char token[JWT_MAX_TOKEN_LEN + 1];
     int len = app_handshake_token(req, token, sizeof(token));
+    char resume[ENVELOPE_MAX_SESSION_LEN + 1];
+    if (http_query_param(req, "session", resume, sizeof(resume)) > 0)
+        memcpy(ac->resume, resume, sizeof(resume));
     if (len > 0) {
         app_auth(w, c, token, (size_t)len, NULL);
     } else if (len == WSD_ETOOBIG) {
@@ -268,6 +278,7 @@ void app_on_close(struct worker *w, struct conn *c)
     struct app_conn *ac = app_of(c);
     if (ac == NULL)
         return;
+    route_session_close(w, c);
     route_leave_all(w, c);
     route_user_detach(w, c);
     free(ac->claims_buf);
@@ -298,6 +309,14 @@ void app_tick(struct worker *w, struct conn *c, int64_t now_ms)
 }
 
 /* ---- ops ---- */
+
+static bool app_allowed(struct worker *w, struct app_conn *ac, enum jwt_list list,
+                        const uint8_t *name, size_t len);
+
+bool app_may_join(struct worker *w, struct conn *c, const char *group, size_t len)
+{
+    return app_allowed(w, c->app, JWT_LIST_JOIN, (const uint8_t *)group, len);
+}
 
 /* True when the connection may use name for list (join/pub/send). */
 static bool app_allowed(struct worker *w, struct app_conn *ac, enum jwt_list list,
@@ -409,9 +428,7 @@ static void app_dispatch(struct worker *w, struct conn *c, const struct envelope
     if (env->op == ENVELOPE_OP_AUTH) {
         char token[JWT_MAX_TOKEN_LEN + 1];
         size_t len = app_field(&env->token, token, sizeof(token));
-        if (!ac->authed && env->session.raw)
-            app_field(&env->session, ac->session, sizeof(ac->session));
-        app_auth(w, c, token, len, &env->id);
+        app_auth(w, c, token, len, env);
         return;
     }
     if (env->op == ENVELOPE_OP_PING) {

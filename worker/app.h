@@ -30,10 +30,12 @@ struct app_conn {
     bool anonymous;
     bool expired_notified;    /* token_expired sent, waiting out auth_grace */
     bool admin;
+    bool taken_over;          /* a newer connection resumed this session */
     uint8_t reply_enc;        /* enum envelope_encoding of replies to the current request */
     uint8_t user_len;
     char user[JWT_MAX_SUB_LEN + 1];
-    char session[33];
+    char session[ENVELOPE_MAX_SESSION_LEN + 1];
+    char resume[ENVELOPE_MAX_SESSION_LEN + 1]; /* session asked for in the handshake */
     int64_t auth_deadline_ms; /* monotonic; 0 once authenticated */
     int64_t exp_s;            /* token exp (seconds since the epoch), 0 = none */
     int64_t grace_deadline_ms;
@@ -65,6 +67,9 @@ void app_on_ring(struct worker *w);
 
 /* End of a loop iteration: commit the batch of publishes and sends, wake other workers. */
 void app_flush(struct worker *w);
+
+/* True when c may join group (token join patterns, or public_groups when anonymous). */
+bool app_may_join(struct worker *w, struct conn *c, const char *group, size_t len);
 
 /* The encoding replies to c use now (the request's frame type). */
 enum envelope_encoding app_enc(const struct conn *c);

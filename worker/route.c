@@ -23,10 +23,13 @@
 #include <unistd.h>
 
 #define ROUTE_SLOW_CLOSE 4010
+#define ROUTE_TAKEOVER_CLOSE 4011
 #define ROUTE_PENDING_MAX 65536      /* records waiting for a full ring */
 #define ROUTE_REPLAY_MAX 100000      /* messages replayed per join or login */
 #define ROUTE_PRESENCE_USERS 1000
 #define ROUTE_PRESENCE_TIMEOUT_MS 500
+#define ROUTE_SESSION_GROUPS_MAX 4096
+#define ROUTE_SESSION_OPEN_TTL_MS (24LL * 3600 * 1000) /* while attached: a crash leaves it */
 
 /* A local member of a group. */
 struct lmember {
@@ -53,8 +56,16 @@ enum route_op_type {
     ROUTE_OP_SEND,
     ROUTE_OP_ACK,
     ROUTE_OP_JOIN,
-    ROUTE_OP_BACKLOG,
+    ROUTE_OP_LOGIN,
+    ROUTE_OP_SESSION,
     ROUTE_OP_SYSTEM,
+};
+
+/* One entry of auth's since map, copied out of the request. */
+struct route_since {
+    char ch[STORE_CHANNEL_MAX + 1]; /* group name, or "@" */
+    uint64_t offset;
+    char epoch[ENVELOPE_MAX_EPOCH_LEN + 1]; /* "" when not given */
 };
 
 /* A request waiting for the batch. Strings are NUL-terminated copies. */
@@ -74,6 +85,8 @@ struct route_op {
     bool dup;
     uint64_t res_offset;
     int64_t res_delivered; /* send: connections reached; -1 for publish */
+    struct route_since *since; /* login: auth's since map (heap, freed after the batch) */
+    size_t num_since;
     size_t data_off;    /* into route.data */
     size_t data_len;
 };
@@ -112,6 +125,7 @@ struct route {
     char mid_prefix[17];
     uint64_t mid_counter;
     struct buf frame[2];  /* per encoding: the fan-out frame being built */
+    struct buf session;   /* a session record being written */
 };
 
 static struct route rt;
@@ -440,6 +454,20 @@ static void route_kick_user(struct worker *w, const struct delivery_view *v)
         conn_ws_close(w, u->conns[i], v->hdr->close_code, "closed by the operator");
 }
 
+/* A newer connection resumed this session: the older one is closed with 4011. */
+static void route_kick_session(struct worker *w, const struct delivery_view *v)
+{
+    for (struct conn *c = w->conns; c; c = c->next) {
+        struct app_conn *ac = c->app;
+        if (ac == NULL || c->id == v->hdr->exclude || c->close_sent ||
+            strlen(ac->session) != v->hdr->ch_len ||
+            memcmp(ac->session, v->ch, v->hdr->ch_len) != 0)
+            continue;
+        ac->taken_over = true;
+        conn_ws_close(w, c, v->hdr->close_code, "session taken over");
+    }
+}
+
 static void route_presence_answer(struct worker *w, const struct delivery_view *v);
 static void route_presence_collect(struct worker *w, const struct delivery_view *v);
 static void route_system_request(struct worker *w, const struct delivery_view *v);
@@ -454,6 +482,7 @@ static void route_dispatch(struct worker *w, const struct delivery_view *v)
     case DELIVERY_PRESENCE_Q: route_presence_answer(w, v); break;
     case DELIVERY_PRESENCE_A: route_presence_collect(w, v); break;
     case DELIVERY_SYSTEM: route_system_request(w, v); break;
+    case DELIVERY_KICK_SESSION: route_kick_session(w, v); break;
     default: break;
     }
 }
@@ -476,6 +505,9 @@ void route_on_ring(struct worker *w)
         ring_pop(r);
     }
 }
+
+static struct route_op *route_op_new(struct conn *c, enum route_op_type type,
+                                     const struct envelope_id *id);
 
 /* ---- local indexes ---- */
 
@@ -636,6 +668,7 @@ int route_leave(struct worker *w, struct conn *c, const char *group, size_t len)
     if (m == NULL)
         return WSD_ENOENT;
     route_member_remove(w, c, m);
+    route_op_new(c, ROUTE_OP_SESSION, NULL); /* best effort: the record follows at flush */
     return 0;
 }
 
@@ -762,11 +795,51 @@ void route_join(struct worker *w, struct conn *c, const char *group, size_t len,
     }
 }
 
-void route_personal_backlog(struct worker *w, struct conn *c)
+/* Copies auth's since map into op. Returns 0 or WSD_ENOMEM; a malformed map is ignored. */
+static int route_copy_since(struct route_op *op, const struct envelope_value *since)
 {
-    (void)w;
-    if (route_op_new(c, ROUTE_OP_BACKLOG, NULL) == NULL)
-        log_msg(LOG_ERR, "conn=%llx cannot queue the offline backlog", (unsigned long long)c->id);
+    if (since == NULL || since->type != ENVELOPE_T_OBJECT)
+        return 0;
+    struct envelope_since_iter it;
+    struct envelope_str ch;
+    struct envelope_since pos;
+    envelope_since_iter_init(&it, since);
+    while (envelope_since_iter_next(&it, &ch, &pos) > 0) {
+        struct route_since *arr = realloc(op->since, (op->num_since + 1) * sizeof(*arr));
+        if (arr == NULL)
+            return WSD_ENOMEM;
+        op->since = arr;
+        struct route_since *e = &arr[op->num_since];
+        size_t len = 0;
+        if (envelope_str_copy(&ch, e->ch, sizeof(e->ch) - 1, &len) < 0)
+            continue;
+        e->ch[len] = '\0';
+        e->offset = pos.offset;
+        len = 0;
+        if (pos.epoch.raw == NULL ||
+            envelope_str_copy(&pos.epoch, e->epoch, sizeof(e->epoch) - 1, &len) < 0)
+            len = 0;
+        e->epoch[len] = '\0';
+        op->num_since++;
+    }
+    return 0;
+}
+
+void route_login(struct worker *w, struct conn *c, const char *resume,
+                 const struct envelope_value *since, const struct envelope_id *id)
+{
+    struct route_op *op = route_op_new(c, ROUTE_OP_LOGIN, id);
+    if (op == NULL || route_copy_since(op, since) < 0) {
+        if (op) {
+            free(op->since);
+            rt.num_ops--;
+        }
+        app_error(w, c, id, "internal", "out of memory");
+        conn_ws_close(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    if (resume)
+        route_copy(op->target, sizeof(op->target), resume, strlen(resume));
 }
 
 void route_broadcast(struct worker *w, struct conn *c, const struct envelope *env)
@@ -800,6 +873,8 @@ void route_broadcast(struct worker *w, struct conn *c, const struct envelope *en
 }
 
 /* ---- the batch ---- */
+
+static int route_session_save(struct worker *w, struct conn *c, int64_t ttl_ms);
 
 struct replay_ctx {
     struct worker *w;
@@ -885,23 +960,232 @@ static void route_run_join(struct worker *w, struct route_op *op)
     if (op->has_since && epoch_ok && op->offset < info.last_offset)
         route_replay(w, c, op->target, op->target, op->offset);
     lm->last_off = pos;
+    route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
 }
 
-static void route_run_backlog(struct worker *w, struct route_op *op)
+/* ---- sessions ---- */
+
+/*
+ * A session record: the user, then each group with the last offset written to the
+ * connection: [u8 user_len][user][u16 n] n x {[u8 len][name][u64 offset]}.
+ */
+static int route_session_save(struct worker *w, struct conn *c, int64_t ttl_ms)
+{
+    struct app_conn *ac = c->app;
+    if (ac == NULL || ac->anonymous || !ac->authed || ac->session[0] == '\0' ||
+        w->cfg->session_ttl == 0 || ac->taken_over)
+        return 0;
+    struct buf *b = &rt.session;
+    b->len = 0;
+    uint8_t ulen = ac->user_len;
+    uint16_t n = (uint16_t)WSD_MIN(ac->num_groups, (uint32_t)ROUTE_SESSION_GROUPS_MAX);
+    int rc = buf_append(b, &ulen, 1);
+    rc = rc ? rc : buf_append(b, ac->user, ulen);
+    rc = rc ? rc : buf_append(b, &n, sizeof(n));
+    for (uint16_t i = 0; rc == 0 && i < n; i++) {
+        struct lgroup *g = ac->groups[i].group;
+        uint64_t off = g->members[ac->groups[i].pos].last_off;
+        if (off == UINT64_MAX)
+            off = 0;
+        rc = buf_append(b, &g->len, 1);
+        rc = rc ? rc : buf_append(b, g->name, g->len);
+        rc = rc ? rc : buf_append(b, &off, sizeof(off));
+    }
+    if (rc == 0)
+        rc = store_session_put(rt.store, ac->session, b->data, b->len, clock_wall_ms() + ttl_ms);
+    if (rc < 0)
+        log_msg(LOG_WARN, "conn=%llx session %s not saved: %s", (unsigned long long)c->id,
+                ac->session, wsd_strerror(rc));
+    return rc;
+}
+
+/* Saves c's session as it is when the connection ends. */
+void route_session_close(struct worker *w, struct conn *c)
+{
+    route_session_save(w, c, (int64_t)w->cfg->session_ttl * 1000);
+}
+
+struct session_group {
+    char name[NAMES_NAME_MAX + 1];
+    uint64_t offset;
+};
+
+/* Parses a session record of user. Returns the number of groups, or -1. */
+static int route_session_parse(const uint8_t *p, size_t len, const struct app_conn *ac,
+                               struct session_group *out, size_t cap)
+{
+    size_t pos = 0;
+    if (len < 1 || p[0] != ac->user_len || len < 1u + p[0] + 2 ||
+        memcmp(p + 1, ac->user, ac->user_len) != 0)
+        return -1;
+    pos = 1u + p[0];
+    uint16_t n;
+    memcpy(&n, p + pos, 2);
+    pos += 2;
+    size_t k = 0;
+    for (uint16_t i = 0; i < n && k < cap; i++) {
+        if (pos >= len || p[pos] == 0 || pos + 1 + p[pos] + 8 > len)
+            return -1;
+        uint8_t glen = p[pos];
+        memcpy(out[k].name, p + pos + 1, glen);
+        out[k].name[glen] = '\0';
+        memcpy(&out[k].offset, p + pos + 1 + glen, 8);
+        pos += 1u + glen + 8;
+        k++;
+    }
+    return (int)k;
+}
+
+static const struct route_since *route_since_for(const struct route_op *op, const char *ch)
+{
+    for (size_t i = 0; i < op->num_since; i++) {
+        if (strcmp(op->since[i].ch, ch) == 0)
+            return &op->since[i];
+    }
+    return NULL;
+}
+
+/* The groups of a resumed session with their channel positions, for the welcome. */
+struct resume_group {
+    struct lgroup *group;
+    uint32_t member_pos_unused;
+    uint64_t from;     /* replay after this offset */
+    bool replay;
+    struct store_channel_info info;
+};
+
+/* Restores the session's groups on c; fills rg. Returns how many. */
+static size_t route_restore_groups(struct worker *w, struct route_op *op,
+                                   const struct session_group *sg, int n,
+                                   struct resume_group *rg, bool *recovered)
+{
+    struct conn *c = op->c;
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(sg[i].name);
+        if (!app_may_join(w, c, sg[i].name, len))
+            continue; /* the new token no longer allows it */
+        if (route_membership(c, sg[i].name, len) == NULL &&
+            route_member_add(w, c, sg[i].name, len) < 0)
+            continue;
+        struct resume_group *r = &rg[k];
+        memset(r, 0, sizeof(*r));
+        r->group = route_membership(c, sg[i].name, len)->group;
+        if (store_channel_info(rt.store, sg[i].name, &r->info) < 0) {
+            *recovered = false;
+            continue;
+        }
+        const struct route_since *s = route_since_for(op, sg[i].name);
+        bool epoch_ok = s == NULL || s->epoch[0] == '\0' || strcmp(s->epoch, r->info.epoch) == 0;
+        r->from = s ? s->offset : sg[i].offset;
+        r->replay = epoch_ok && r->from < r->info.last_offset;
+        bool covered = epoch_ok && r->from <= r->info.last_offset &&
+                       (!r->replay ||
+                        (r->info.first_offset != 0 && r->info.first_offset <= r->from + 1));
+        *recovered = *recovered && covered;
+        k++;
+    }
+    return k;
+}
+
+static void route_send_welcome(struct worker *w, struct route_op *op, bool resumed,
+                               bool recovered, const struct resume_group *rg, size_t n,
+                               const struct store_channel_info *personal)
 {
     struct conn *c = op->c;
     struct app_conn *ac = c->app;
-    if (ac->user_pos == UINT32_MAX)
-        return;
+    struct envelope_group_pos pos[ROUTE_SESSION_GROUPS_MAX];
+    for (size_t i = 0; i < n; i++) {
+        pos[i] = (struct envelope_group_pos){
+            .name = rg[i].group->name,
+            .name_len = rg[i].group->len,
+            .offset = rg[i].info.last_offset,
+            .epoch = rg[i].info.epoch,
+            .epoch_len = strlen(rg[i].info.epoch),
+        };
+    }
+    struct envelope_welcome wl = {
+        .conn = c->id,
+        .user = ac->user,
+        .user_len = ac->user_len,
+        .session = ac->session,
+        .session_len = strlen(ac->session),
+        .heartbeat = (uint32_t)w->cfg->heartbeat,
+        .resumed = resumed,
+        .personal_offset = personal->last_offset,
+        .personal_epoch = personal->epoch,
+        .personal_epoch_len = strlen(personal->epoch),
+        .recovered = recovered,
+        .groups = pos,
+        .num_groups = n,
+    };
+    struct buf *b = &w->app_out;
+    b->len = 0;
+    if (envelope_encode_welcome(b, op->reply_enc, &op->id, &wl) == 0)
+        app_send_enc(w, c, op->reply_enc, b);
+}
+
+/* Closes the other connections attached to session (taken over by a newer one). */
+static void route_take_over(struct worker *w, struct conn *c)
+{
+    struct delivery_hdr h = {
+        .type = DELIVERY_KICK_SESSION,
+        .ch_len = (uint16_t)strlen(c->app->session),
+        .close_code = ROUTE_TAKEOVER_CLOSE,
+        .exclude = c->id,
+    };
+    route_push(w, route_running_workers(w), &h, c->app->session, "", "", (const uint8_t *)"");
+}
+
+/*
+ * A login: resume the session when asked and possible, welcome, then the unacknowledged
+ * personal messages, then each restored group's missed messages; live traffic after.
+ */
+static void route_run_login(struct worker *w, struct route_op *op)
+{
+    struct conn *c = op->c;
+    struct app_conn *ac = c->app;
+    static struct session_group sg[ROUTE_SESSION_GROUPS_MAX];
+    static struct resume_group rg[ROUTE_SESSION_GROUPS_MAX];
+    static uint8_t blob[STORE_SESSION_BLOB_MAX];
+    int n = -1;
+    if (op->target[0] && w->cfg->session_ttl > 0) {
+        int len = store_session_get(rt.store, op->target, blob, sizeof(blob), clock_wall_ms());
+        if (len >= 0)
+            n = route_session_parse(blob, (size_t)len, ac, sg, ROUTE_SESSION_GROUPS_MAX);
+    }
+    bool resumed = n >= 0, recovered = true;
+    if (resumed) {
+        route_copy(ac->session, sizeof(ac->session), op->target, strlen(op->target));
+        route_take_over(w, c);
+    }
+    size_t k = resumed ? route_restore_groups(w, op, sg, n, rg, &recovered) : 0;
     char channel[STORE_CHANNEL_MAX + 1];
     route_channel_name(channel, ac->user);
-    struct store_channel_info info;
-    if (store_channel_info(rt.store, channel, &info) < 0)
-        return;
-    route_replay(w, c, channel, "@", 0);
+    struct store_channel_info personal;
+    if (store_channel_info(rt.store, channel, &personal) < 0)
+        memset(&personal, 0, sizeof(personal));
+    route_send_welcome(w, op, resumed, recovered, rg, k, &personal);
+    /* since["@"] acknowledges the personal channel when its epoch matches */
+    const struct route_since *ps = route_since_for(op, "@");
+    uint64_t after = 0;
+    if (ps && (ps->epoch[0] == '\0' || strcmp(ps->epoch, personal.epoch) == 0)) {
+        after = ps->offset;
+        store_ack(rt.store, channel, ps->offset);
+    }
+    route_replay(w, c, channel, "@", after);
     struct luser *u = strmap_get(&rt.users, ac->user, ac->user_len);
-    if (u)
-        u->last_off[ac->user_pos] = info.last_offset;
+    if (u && ac->user_pos != UINT32_MAX)
+        u->last_off[ac->user_pos] = personal.last_offset;
+    for (size_t i = 0; i < k && c->phase != CONN_DEAD; i++) {
+        struct app_membership *m = route_membership(c, rg[i].group->name, rg[i].group->len);
+        if (m == NULL)
+            continue;
+        if (rg[i].replay)
+            route_replay(w, c, rg[i].group->name, rg[i].group->name, rg[i].from);
+        m->group->members[m->pos].last_off = rg[i].info.last_offset;
+    }
+    route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
 }
 
 static void route_reply_offsets(struct worker *w, struct route_op *op, uint64_t offset,
@@ -1047,7 +1331,8 @@ static void route_run(struct worker *w, struct route_op *op)
     case ROUTE_OP_SEND: route_run_send(w, op); break;
     case ROUTE_OP_ACK: route_run_ack(w, op); break;
     case ROUTE_OP_JOIN: route_run_join(w, op); break;
-    case ROUTE_OP_BACKLOG: route_run_backlog(w, op); break;
+    case ROUTE_OP_LOGIN: route_run_login(w, op); break;
+    case ROUTE_OP_SESSION: route_session_save(w, op->c, ROUTE_SESSION_OPEN_TTL_MS); break;
     case ROUTE_OP_SYSTEM:
         if (op->since_epoch[0] == 'u')
             route_run_send(w, op);
@@ -1062,8 +1347,8 @@ static void route_fail_all(struct worker *w, const char *why, bool only_done)
 {
     for (size_t i = 0; i < rt.num_ops; i++) {
         struct route_op *op = &rt.ops[i];
-        bool asked = op->type != ROUTE_OP_BACKLOG && op->type != ROUTE_OP_JOIN &&
-                     op->type != ROUTE_OP_SYSTEM;
+        bool asked = op->type != ROUTE_OP_LOGIN && op->type != ROUTE_OP_JOIN &&
+                     op->type != ROUTE_OP_SYSTEM && op->type != ROUTE_OP_SESSION;
         if (op->c && asked && !route_conn_gone(op->c, op->conn_id) &&
             (op->done || !only_done))
             route_error(w, op, "unavailable", why);
@@ -1089,6 +1374,8 @@ void route_flush(struct worker *w)
                     route_answer(w, &rt.ops[i]);
             }
         }
+        for (size_t i = 0; i < rt.num_ops; i++)
+            free(rt.ops[i].since);
         rt.num_ops = 0;
         rt.data.len = 0;
     }
@@ -1338,6 +1625,7 @@ int route_init(struct worker *w, const int *ring_efds)
     buf_init(&rt.data);
     buf_init(&rt.frame[0]);
     buf_init(&rt.frame[1]);
+    buf_init(&rt.session);
     for (int i = 0; i < CONFIG_MAX_WORKERS; i++)
         rt.efds[i] = ring_efds[i];
     char hex[9];
@@ -1399,6 +1687,7 @@ void route_fini(struct worker *w)
     buf_fini(&rt.data);
     buf_fini(&rt.frame[0]);
     buf_fini(&rt.frame[1]);
+    buf_fini(&rt.session);
     store_close(rt.store);
     rt.store = NULL;
 }

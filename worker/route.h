@@ -40,8 +40,17 @@ void route_personal_position(struct worker *w, const char *user, size_t len,
 int route_user_attach(struct worker *w, struct conn *c);
 void route_user_detach(struct worker *w, struct conn *c);
 
-/* Queues the delivery of c's unacknowledged personal messages (after the welcome). */
-void route_personal_backlog(struct worker *w, struct conn *c);
+/*
+ * Queues a login of c (its user is set and attached): in the batch, resumes session
+ * `resume` (NULL: none) when it exists and belongs to the user, answers with the welcome
+ * (id: the auth's, or NULL), then delivers the unacknowledged personal messages and the
+ * restored groups' missed messages. since is auth's since map (may be NULL).
+ */
+void route_login(struct worker *w, struct conn *c, const char *resume,
+                 const struct envelope_value *since, const struct envelope_id *id);
+
+/* Saves c's session (groups and positions) when the connection ends. */
+void route_session_close(struct worker *w, struct conn *c);
 
 /* join: registers the membership, then (in the batch) answers with the group's position
  * and replays from env->since when given. */
