@@ -173,7 +173,11 @@ bool envelope_str_view(const struct envelope_str *s, const uint8_t **p, size_t *
 /* True when s is present and decodes to exactly lit[0..lit_len). */
 bool envelope_str_equal(const struct envelope_str *s, const void *lit, size_t lit_len);
 
-/* One position: a number, or {"offset": N, "epoch": "E"} (epoch optional). */
+/*
+ * One position: a non-negative integer, or {"offset": N, "epoch": "E"} where offset is
+ * required, epoch optional (a string of at most ENVELOPE_MAX_EPOCH_LEN bytes), other
+ * keys ignored and neither key given twice.
+ */
 struct envelope_since {
     uint64_t offset;
     struct envelope_str epoch; /* raw NULL when not given */
@@ -210,7 +214,8 @@ int envelope_since_iter_next(struct envelope_since_iter *it, struct envelope_str
  * The writer. Maps and arrays take their entry count up front (MessagePack needs it);
  * a map of n entries is n envelope_w_key() calls each followed by one value. Errors are
  * sticky: every call after the first failure does nothing, and envelope_writer_finish()
- * returns the first error. A writer holds no memory of its own.
+ * returns the first error. A writer holds no memory of its own; it refers to itself
+ * (the packer's context), so it is used where it was initialised and never copied.
  */
 #define ENVELOPE_WRITER_DEPTH 16
 
