@@ -46,6 +46,8 @@ BINS := $(OUT)/wsd $(if $(wildcard tools/wsctl.c),$(OUT)/wsctl) \
     $(if $(wildcard tools/wsbench.c),$(OUT)/wsbench) \
     $(if $(wildcard tools/bench/tcp_echo.c),$(OUT)/bench_tcp_echo)
 
+.SECONDARY:
+
 .PHONY: all check check-unit check-fuzz check-integration fuzz run deps format install clean bench
 
 all: $(BINS)

@@ -163,3 +163,103 @@ def test_unwritable_pid_file_fails(tmp_path):
     p = subprocess.run([WSD_BIN, "-c", w.conf], capture_output=True, text=True, timeout=20)
     assert p.returncode == 1
     assert "pid file" in p.stderr and "/nonexistent-dir/wsd.pid" in p.stderr
+
+
+def raw_request(port, data, timeout=5):
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except socket.timeout:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+UPGRADE = (b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+
+def test_oversized_head_gets_431(wsd):
+    big = UPGRADE + b"X-Pad: " + b"a" * 9000 + b"\r\n\r\n"
+    assert raw_request(wsd.port, big).startswith(b"HTTP/1.1 431")
+
+
+def test_too_many_headers_get_431(wsd):
+    many = UPGRADE + b"".join(b"X-H%d: v\r\n" % i for i in range(80)) + b"\r\n"
+    assert raw_request(wsd.port, many).startswith(b"HTTP/1.1 431")
+
+
+def test_post_gets_405_and_old_version_426():
+    with Wsd(workers=1) as w:
+        assert raw_request(w.port, UPGRADE.replace(b"GET", b"POST") + b"\r\n").startswith(
+            b"HTTP/1.1 405")
+        r = raw_request(w.port, UPGRADE.replace(b"Version: 13", b"Version: 8") + b"\r\n")
+        assert r.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in r
+
+
+def test_slow_request_head_is_cut_off_after_header_timeout():
+    with Wsd(workers=1, extra="header_timeout 1") as w:
+        with socket.create_connection(("127.0.0.1", w.port), timeout=5) as s:
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n")  # never finishes the head
+            t0 = __import__("time").monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            elapsed = __import__("time").monotonic() - t0
+        assert data.startswith(b"HTTP/1.1 408"), data
+        assert 0.5 < elapsed < 3.5, elapsed
+
+
+def test_origin_outside_allowed_list_gets_403():
+    with Wsd(workers=1, extra="allowed_origins https://good.example") as w:
+        bad = UPGRADE + b"Origin: https://evil.example\r\n\r\n"
+        assert raw_request(w.port, bad).startswith(b"HTTP/1.1 403")
+        good = UPGRADE + b"Origin: https://good.example\r\n\r\n"
+        assert raw_request(w.port, good, timeout=1).startswith(b"HTTP/1.1 101")
+
+
+def test_subprotocol_is_selected_in_server_order(wsd):
+    async def go():
+        async with websockets.connect(wsd.url + "/echo",
+                                      subprotocols=["x-other", "wsd.v1.msgpack"]) as ws:
+            assert ws.subprotocol == "wsd.v1.msgpack"
+        async with websockets.connect(wsd.url + "/echo", subprotocols=["x-other"]) as ws:
+            assert ws.subprotocol is None
+    run(go())
+
+
+def test_pipelined_frame_after_head_is_echoed(wsd):
+    frame = bytes([0x81, 0x85, 1, 2, 3, 4]) + bytes(b ^ k for b, k in zip(b"hello", b"\x01\x02\x03\x04\x01"))
+    r = raw_request(wsd.port, UPGRADE + b"\r\n" + frame, timeout=1)
+    head, _, rest = r.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    assert rest[:7] == b"\x81\x05hello"
+
+
+def test_failed_connection_is_dropped_when_peer_never_answers_the_close():
+    with Wsd(workers=1, extra="close_timeout 1") as w:
+        with socket.create_connection(("127.0.0.1", w.port), timeout=6) as s:
+            s.sendall(UPGRADE + b"\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            # a masked 2-byte text frame with invalid UTF-8 makes the server close (1007)
+            s.sendall(bytes([0x81, 0x82, 0, 0, 0, 0, 0xc3, 0x28]))
+            t0 = __import__("time").monotonic()
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            elapsed = __import__("time").monotonic() - t0
+        assert data[0] == 0x88 and data[2:4] == b"\x03\xef", data  # close 1007 first
+        assert elapsed < 3.5, elapsed
