@@ -903,6 +903,8 @@ static int lm_open_env(struct store_lmdb *l, const char *dir, const struct store
     }
     if (opt->sync == STORE_SYNC_NONE)
         flags |= MDB_NOSYNC | MDB_NOMETASYNC;
+    if (opt->lmdb_writemap)
+        flags |= MDB_WRITEMAP;
     rc = mdb_env_set_maxdbs(l->env, LM_NUM_DBS);
     if (rc == 0)
         rc = mdb_env_set_mapsize(l->env,

@@ -29,6 +29,8 @@
 #define ROUTE_PRESENCE_USERS 1000
 #define ROUTE_PRESENCE_TIMEOUT_MS 500
 #define ROUTE_SESSION_GROUPS_MAX 4096
+#define ROUTE_EXPIRE_EVERY_MS 1000
+#define ROUTE_EXPIRE_BUDGET 2000
 #define ROUTE_SESSION_OPEN_TTL_MS (24LL * 3600 * 1000) /* while attached: a crash leaves it */
 
 /* A local member of a group. */
@@ -126,6 +128,7 @@ struct route {
     uint64_t mid_counter;
     struct buf frame[2];  /* per encoding: the fan-out frame being built */
     struct buf session;   /* a session record being written */
+    int64_t next_expire_ms;
 };
 
 static struct route rt;
@@ -1218,7 +1221,8 @@ static int route_append(struct worker *w, struct route_op *op, const char *chann
 {
     const char *from = op->c ? route_user_of(op->c) : "";
     char dedup[STORE_DEDUP_KEY_MAX + 1];
-    snprintf(dedup, sizeof(dedup), "%s\n%s", from, op->mid);
+    if (store_dedup_key(dedup, sizeof(dedup), from, op->mid) < 0)
+        dedup[0] = '\0';
     struct store_msg msg = {
         .ts_ms = clock_wall_ms(),
         .mid = op->mid,
@@ -1228,7 +1232,8 @@ static int route_append(struct worker *w, struct route_op *op, const char *chann
         .data = (const uint8_t *)rt.data.data + op->data_off,
         .data_len = op->data_len,
     };
-    int rc = store_append(rt.store, channel, ret, dedup, (int64_t)w->cfg->dedup_window * 1000,
+    int rc = store_append(rt.store, channel, ret, dedup[0] ? dedup : NULL,
+                          (int64_t)w->cfg->dedup_window * 1000,
                           &msg, offset, dup);
     if (rc < 0)
         return rc;
@@ -1384,6 +1389,12 @@ void route_flush(struct worker *w)
     if (rt.num_presence)
         route_presence_expire(w);
     route_wake(w);
+    /* Worker 0 expires old messages, dedup entries and sessions about once a second. */
+    if (w->id == 0 && w->now_ms >= rt.next_expire_ms) {
+        rt.next_expire_ms = w->now_ms + ROUTE_EXPIRE_EVERY_MS;
+        if (store_expire(rt.store, clock_wall_ms(), ROUTE_EXPIRE_BUDGET) < 0)
+            log_msg(LOG_DEBUG, "store expiry skipped: store unavailable");
+    }
 }
 
 /* ---- presence ---- */
@@ -1643,6 +1654,7 @@ int route_init(struct worker *w, const int *ring_efds)
     struct store_options opt = {
         .uri = w->cfg->store,
         .sync = route_sync(w->cfg->store_sync),
+        .lazy_connect = true, /* Redis down at start: requests answer unavailable */
     };
     char err[256];
     int rc = store_open(&opt, &rt.store, err, sizeof(err));
