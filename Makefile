@@ -71,7 +71,8 @@ $(LIB_A): $(LIB_OBJ)
 $(OUT)/wsd: $(WSD_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(WSD_OBJ) $(LIB_A) $(LIBS)
 
-$(OUT)/wsctl: $(OUT)/obj/tools/wsctl.o $(LIB_A)
+WSCTL_OBJ := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tools/wsctl*.c))
+$(OUT)/wsctl: $(WSCTL_OBJ) $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS)
 
 WSBENCH_OBJ := $(patsubst %.c,$(OUT)/obj/%.o,$(wildcard tools/wsbench*.c))
