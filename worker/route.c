@@ -352,8 +352,11 @@ struct fanout {
 /* Queues the message on c (live traffic: past output_queue_limit the peer is slow). */
 static void fanout_to(struct worker *w, struct fanout *f, struct conn *c, bool live)
 {
-    if (c->phase != CONN_WS || c->close_sent || c->app == NULL || !c->app->authed)
+    if (c->phase != CONN_WS || c->close_sent || c->app == NULL || !c->app->authed) {
+        /* the target is going away: it recovers the message on resume */
+        SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), delivery_failures, 1);
         return;
+    }
     enum envelope_encoding enc = conn_enc(c);
     if (f->blk[enc] == NULL && !f->failed[enc]) {
         f->blk[enc] = route_frame(&f->m, enc, f->src, f->data, f->len);
@@ -444,7 +447,8 @@ static void route_deliver_broadcast(struct worker *w, const struct delivery_view
     fanout_init(&f, v, "*", 1);
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
-        if (c->route == CONN_ROUTE_APP && c->id != v->hdr->exclude)
+        if (c->route == CONN_ROUTE_APP && c->phase == CONN_WS && c->app && c->app->authed &&
+            c->id != v->hdr->exclude)
             fanout_to(w, &f, c, true);
     }
     fanout_done(&f);
@@ -1244,8 +1248,15 @@ static int route_append(struct worker *w, struct route_op *op, const char *chann
     bool personal = channel[0] == '@';
     struct names_info info = {0};
     if (names_lookup(personal ? w->seg->users : w->seg->groups, op->target, strlen(op->target),
-                     &info) < 0)
-        return 0; /* nobody online: stored only */
+                     &info) < 0) {
+        /* nobody online: stored only; a direct message to an absent user is a failure */
+        if (personal) {
+            SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), delivery_failures, 1);
+            log_msg(LOG_DEBUG, "send to user=%s: not connected, stored at offset %llu",
+                    op->target, (unsigned long long)*offset);
+        }
+        return 0;
+    }
     struct delivery_hdr h = {
         .type = personal ? DELIVERY_USER : DELIVERY_GROUP,
         .data_enc = op->data_enc,
