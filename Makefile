@@ -114,7 +114,8 @@ check-fuzz: $(REPLAY_BIN)
 	@set -e; for n in $(FUZZ_NAMES); do echo "== replay $$n"; \
 	    $(OUT)/replay/$$n tests/fuzz/corpus/$$n; done
 
-check-integration: build/san/wsd build/san/wsctl
+check-integration:
+	$(MAKE) SAN=1 all
 	tools/run-integration
 
 fuzz: $(FUZZ_BIN)
@@ -124,9 +125,6 @@ fuzz: $(FUZZ_BIN)
 	        -print_final_stats=0 build/fuzz/corpus/$$n tests/fuzz/corpus/$$n 2>build/fuzz/$$n.log \
 	        || { tail -50 build/fuzz/$$n.log; exit 1; }; \
 	    grep -E '^#[0-9]+ *DONE' build/fuzz/$$n.log || tail -2 build/fuzz/$$n.log; done
-
-build/san/wsd build/san/wsctl:
-	$(MAKE) SAN=1 $@
 
 run: deps all
 	$(OUT)/wsd -c etc/wsd.conf

@@ -70,6 +70,7 @@ struct delivery_view {
     const char *mid;
     const char *from;
     const uint8_t *data;
+    size_t len;       /* the whole record */
     uint8_t producer; /* the ring record's producer (set by the consumer) */
 };
 
@@ -91,6 +92,7 @@ static inline int delivery_view(const void *rec, size_t len, struct delivery_vie
     v->mid = p + h->ch_len;
     v->from = v->mid + h->mid_len;
     v->data = (const uint8_t *)v->from + h->from_len;
+    v->len = len;
     return 0;
 }
 

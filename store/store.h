@@ -48,9 +48,9 @@
 
 #define STORE_EPOCH_LEN 16
 #define STORE_CHANNEL_MAX 130 /* "@" + 128-byte user id, or a 128-byte group name */
-#define STORE_MID_MAX 64
+#define STORE_MID_MAX 128
 #define STORE_USER_MAX 128        /* longest sender ("from") */
-#define STORE_DEDUP_KEY_MAX 256   /* longest dedup key, without the NUL */
+#define STORE_DEDUP_KEY_MAX 272   /* longest dedup key, without the NUL */
 #define STORE_SESSION_ID_MAX 128  /* longest session id, without the NUL */
 #define STORE_SESSION_BLOB_MAX (1u << 20)
 

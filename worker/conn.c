@@ -52,8 +52,6 @@ void conn_kill(struct worker *w, struct conn *c)
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
     }
-    if (c->app)
-        app_on_close(w, c);
     table_conn_release(w, c);
     if (c->prev)
         c->prev->next = c->next;
@@ -68,7 +66,10 @@ void conn_kill(struct worker *w, struct conn *c)
 
 void conn_free(struct worker *w, struct conn *c)
 {
-    (void)w;
+    /* Leaving groups and users waits until here: a connection may die in the middle of
+       a fan-out over the very group it would leave. */
+    if (c->app)
+        app_on_close(w, c);
     buf_fini(&c->in);
     buf_fini(&c->msg);
     outq_fini(&c->out);

@@ -29,6 +29,7 @@
 #define ROUTE_PRESENCE_USERS 1000
 #define ROUTE_PRESENCE_TIMEOUT_MS 500
 #define ROUTE_SESSION_GROUPS_MAX 4096
+#define ROUTE_REORDER_MS 200
 #define ROUTE_EXPIRE_EVERY_MS 1000
 #define ROUTE_EXPIRE_BUDGET 2000
 #define ROUTE_SESSION_OPEN_TTL_MS (24LL * 3600 * 1000) /* while attached: a crash leaves it */
@@ -39,11 +40,30 @@ struct lmember {
     uint64_t last_off; /* last offset delivered; UINT64_MAX until positioned */
 };
 
+/*
+ * Records of one channel that arrived ahead of a missing offset. With the LMDB store the
+ * rings receive a channel in offset order and nothing is ever held; with Redis two
+ * workers' appends can reach a ring in the other order, and the later one waits here
+ * (at most ROUTE_REORDER_MS) for the earlier.
+ */
+struct held {
+    uint64_t off;
+    struct block *rec;
+};
+
+struct reorder {
+    uint64_t next;       /* next offset to deliver; 0 until a member is positioned */
+    struct held *items;  /* sorted by offset */
+    uint32_t n, cap;
+    int64_t deadline_ms; /* when held records go out despite the gap */
+};
+
 struct lgroup {
     uint8_t len;
     char name[NAMES_NAME_MAX + 1];
     struct lmember *members;
     uint32_t n, cap;
+    struct reorder ro;
 };
 
 /* The local connections of one user. */
@@ -51,6 +71,7 @@ struct luser {
     struct conn **conns;
     uint64_t *last_off; /* per connection: last personal offset delivered */
     uint32_t n, cap;
+    struct reorder ro;
 };
 
 enum route_op_type {
@@ -129,6 +150,7 @@ struct route {
     struct buf frame[2];  /* per encoding: the fan-out frame being built */
     struct buf session;   /* a session record being written */
     int64_t next_expire_ms;
+    uint32_t held;        /* records held by reorder buffers (a hint for route_flush) */
 };
 
 static struct route rt;
@@ -407,7 +429,7 @@ static void fanout_init(struct fanout *f, const struct delivery_view *v, const c
     f->len = h->data_len;
 }
 
-static void route_deliver_group(struct worker *w, const struct delivery_view *v)
+static void route_deliver_group_now(struct worker *w, const struct delivery_view *v)
 {
     struct lgroup *g = strmap_get(&rt.groups, v->ch, v->hdr->ch_len);
     if (g == NULL)
@@ -425,7 +447,7 @@ static void route_deliver_group(struct worker *w, const struct delivery_view *v)
     fanout_done(&f);
 }
 
-static void route_deliver_user(struct worker *w, const struct delivery_view *v)
+static void route_deliver_user_now(struct worker *w, const struct delivery_view *v)
 {
     struct luser *u = strmap_get(&rt.users, v->ch, v->hdr->ch_len);
     if (u == NULL)
@@ -452,6 +474,86 @@ static void route_deliver_broadcast(struct worker *w, const struct delivery_view
             fanout_to(w, &f, c, true);
     }
     fanout_done(&f);
+}
+
+typedef void (*route_deliver_fn)(struct worker *w, const struct delivery_view *v);
+
+static void reorder_fini(struct reorder *ro)
+{
+    for (uint32_t i = 0; i < ro->n; i++)
+        block_unref(ro->items[i].rec);
+    free(ro->items);
+    memset(ro, 0, sizeof(*ro));
+}
+
+/* A member was positioned at offset pos: the channel continues at pos + 1. */
+static void reorder_position(struct reorder *ro, uint64_t pos)
+{
+    if (ro->next == 0 || ro->next <= pos)
+        ro->next = pos + 1;
+}
+
+static void reorder_deliver_held(struct worker *w, struct reorder *ro, route_deliver_fn fn,
+                                 bool all)
+{
+    uint32_t i = 0;
+    for (; i < ro->n && (all || ro->items[i].off <= ro->next); i++) {
+        struct delivery_view v;
+        struct block *rec = ro->items[i].rec;
+        if (ro->items[i].off >= ro->next)
+            ro->next = ro->items[i].off + 1;
+        if (delivery_view(rec->data, rec->len, &v) == 0)
+            fn(w, &v);
+        block_unref(rec);
+    }
+    memmove(ro->items, ro->items + i, (ro->n - i) * sizeof(*ro->items));
+    ro->n -= i;
+    ro->deadline_ms = ro->n ? ro->deadline_ms : 0;
+}
+
+/* Holds a copy of a record that arrived ahead of a gap. Returns 0 or WSD_ENOMEM. */
+static int reorder_hold(struct worker *w, struct reorder *ro, const struct delivery_view *v,
+                        size_t len)
+{
+    if (ro->n == ro->cap) {
+        uint32_t cap = ro->cap ? ro->cap * 2 : 8;
+        struct held *items = realloc(ro->items, cap * sizeof(*items));
+        if (items == NULL)
+            return WSD_ENOMEM;
+        ro->items = items;
+        ro->cap = cap;
+    }
+    struct block *rec = block_new(len);
+    if (rec == NULL)
+        return WSD_ENOMEM;
+    memcpy(rec->data, v->hdr, len);
+    uint32_t i = ro->n;
+    while (i > 0 && ro->items[i - 1].off > v->hdr->offset)
+        i--;
+    memmove(ro->items + i + 1, ro->items + i, (ro->n - i) * sizeof(*ro->items));
+    ro->items[i] = (struct held){v->hdr->offset, rec};
+    ro->n++;
+    if (ro->deadline_ms == 0)
+        ro->deadline_ms = w->now_ms + ROUTE_REORDER_MS;
+    rt.held++;
+    return 0;
+}
+
+/* Delivers v in channel order: at once when it is the next offset, else after the gap. */
+static void reorder_deliver(struct worker *w, struct reorder *ro, const struct delivery_view *v,
+                            size_t len, route_deliver_fn fn)
+{
+    uint64_t off = v->hdr->offset;
+    if (ro->next == 0 || off <= ro->next) {
+        fn(w, v);
+        if (ro->next != 0 && off == ro->next) {
+            ro->next = off + 1;
+            reorder_deliver_held(w, ro, fn, false);
+        }
+        return;
+    }
+    if (reorder_hold(w, ro, v, len) < 0)
+        fn(w, v); /* no memory to wait: deliver with the gap */
 }
 
 static void route_kick_user(struct worker *w, const struct delivery_view *v)
@@ -482,8 +584,18 @@ static void route_system_request(struct worker *w, const struct delivery_view *v
 static void route_dispatch(struct worker *w, const struct delivery_view *v)
 {
     switch (v->hdr->type) {
-    case DELIVERY_GROUP: route_deliver_group(w, v); break;
-    case DELIVERY_USER: route_deliver_user(w, v); break;
+    case DELIVERY_GROUP: {
+        struct lgroup *g = strmap_get(&rt.groups, v->ch, v->hdr->ch_len);
+        if (g)
+            reorder_deliver(w, &g->ro, v, v->len, route_deliver_group_now);
+        break;
+    }
+    case DELIVERY_USER: {
+        struct luser *u = strmap_get(&rt.users, v->ch, v->hdr->ch_len);
+        if (u)
+            reorder_deliver(w, &u->ro, v, v->len, route_deliver_user_now);
+        break;
+    }
     case DELIVERY_BROADCAST: route_deliver_broadcast(w, v); break;
     case DELIVERY_KICK_USER: route_kick_user(w, v); break;
     case DELIVERY_PRESENCE_Q: route_presence_answer(w, v); break;
@@ -571,6 +683,7 @@ void route_user_detach(struct worker *w, struct conn *c)
         u->n--;
         if (u->n == 0) {
             strmap_del(&rt.users, ac->user, ac->user_len);
+            reorder_fini(&u->ro);
             free(u->conns);
             free(u->last_off);
             free(u);
@@ -663,6 +776,7 @@ static void route_member_remove(struct worker *w, struct conn *c, struct app_mem
     names_remove(w->seg->groups, g->name, g->len, (uint32_t)w->id, &last_on_worker);
     if (g->n == 0) {
         strmap_del(&rt.groups, g->name, g->len);
+        reorder_fini(&g->ro);
         free(g->members);
         free(g);
     }
@@ -926,23 +1040,9 @@ static uint64_t route_replay(struct worker *w, struct conn *c, const char *chann
     return x.last;
 }
 
-static void route_run_join(struct worker *w, struct route_op *op)
+static void route_join_reply(struct worker *w, struct route_op *op,
+                             const struct store_channel_info *info, bool recovered)
 {
-    struct conn *c = op->c;
-    struct app_membership *m = route_membership(c, op->target, strlen(op->target));
-    if (m == NULL)
-        return; /* left again within the same iteration */
-    struct store_channel_info info;
-    if (store_channel_info(rt.store, op->target, &info) < 0) {
-        route_leave(w, c, op->target, strlen(op->target));
-        route_error(w, op, "unavailable", "store unavailable");
-        return;
-    }
-    struct lmember *lm = &m->group->members[m->pos];
-    bool epoch_ok = op->since_epoch[0] == '\0' || strcmp(op->since_epoch, info.epoch) == 0;
-    bool recovered = epoch_ok && op->offset <= info.last_offset &&
-                     (op->offset == info.last_offset ||
-                      (info.first_offset != 0 && info.first_offset <= op->offset + 1));
     struct envelope_writer wr;
     struct buf *b = &w->app_out;
     b->len = 0;
@@ -951,22 +1051,47 @@ static void route_run_join(struct worker *w, struct route_op *op)
     envelope_w_key(&wr, "group");
     envelope_w_cstr(&wr, op->target);
     envelope_w_key(&wr, "offset");
-    envelope_w_uint(&wr, info.last_offset);
+    envelope_w_uint(&wr, info->last_offset);
     envelope_w_key(&wr, "epoch");
-    envelope_w_cstr(&wr, info.epoch);
+    envelope_w_cstr(&wr, info->epoch);
     if (op->has_since) {
         envelope_w_key(&wr, "recovered");
         envelope_w_bool(&wr, recovered);
     }
     envelope_w_map_end(&wr);
     if (envelope_writer_finish(&wr) == 0)
-        app_send_enc(w, c, op->reply_enc, b);
+        route_reply(w, op->c, op->conn_id, op->reply_enc, b);
+}
+
+static void route_run_join(struct worker *w, struct route_op *op)
+{
+    struct conn *c = op->c;
+    struct app_membership *m = route_membership(c, op->target, strlen(op->target));
+    struct store_channel_info info;
+    if (store_channel_info(rt.store, op->target, &info) < 0) {
+        if (m)
+            route_member_remove(w, c, m); /* not route_leave: no new op during the batch */
+        route_error(w, op, "unavailable", "store unavailable");
+        return;
+    }
+    if (m == NULL) {
+        op->has_since = false; /* left again within the same iteration: answer only */
+        route_join_reply(w, op, &info, false);
+        return;
+    }
+    struct lmember *lm = &m->group->members[m->pos];
+    bool epoch_ok = op->since_epoch[0] == '\0' || strcmp(op->since_epoch, info.epoch) == 0;
+    bool recovered = epoch_ok && op->offset <= info.last_offset &&
+                     (op->offset == info.last_offset ||
+                      (info.first_offset != 0 && info.first_offset <= op->offset + 1));
+    route_join_reply(w, op, &info, recovered);
     uint64_t pos = info.last_offset;
     if (lm->last_off != UINT64_MAX && lm->last_off > pos)
         pos = lm->last_off; /* joined before: keep its place */
     if (op->has_since && epoch_ok && op->offset < info.last_offset)
         route_replay(w, c, op->target, op->target, op->offset);
     lm->last_off = pos;
+    reorder_position(&m->group->ro, pos);
     route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
 }
 
@@ -1182,8 +1307,10 @@ static void route_run_login(struct worker *w, struct route_op *op)
     }
     route_replay(w, c, channel, "@", after);
     struct luser *u = strmap_get(&rt.users, ac->user, ac->user_len);
-    if (u && ac->user_pos != UINT32_MAX)
+    if (u && ac->user_pos != UINT32_MAX) {
         u->last_off[ac->user_pos] = personal.last_offset;
+        reorder_position(&u->ro, personal.last_offset);
+    }
     for (size_t i = 0; i < k && c->phase != CONN_DEAD; i++) {
         struct app_membership *m = route_membership(c, rg[i].group->name, rg[i].group->len);
         if (m == NULL)
@@ -1191,6 +1318,7 @@ static void route_run_login(struct worker *w, struct route_op *op)
         if (rg[i].replay)
             route_replay(w, c, rg[i].group->name, rg[i].group->name, rg[i].from);
         m->group->members[m->pos].last_off = rg[i].info.last_offset;
+        reorder_position(&m->group->ro, rg[i].info.last_offset);
     }
     route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
 }
@@ -1373,6 +1501,39 @@ static void route_fail_all(struct worker *w, const char *why, bool only_done)
 
 static void route_presence_expire(struct worker *w);
 
+struct held_scan {
+    struct worker *w;
+    route_deliver_fn fn;
+    bool groups;
+    uint32_t left;
+};
+
+static void route_held_one(void *ctx, const char *key, size_t len, void *value)
+{
+    (void)key, (void)len;
+    struct held_scan *hs = ctx;
+    struct reorder *ro = hs->groups ? &((struct lgroup *)value)->ro : &((struct luser *)value)->ro;
+    if (ro->n && hs->w->now_ms >= ro->deadline_ms) {
+        log_msg(LOG_WARN, "channel gap before offset %llu not filled in %d ms: delivering on",
+                (unsigned long long)ro->items[0].off, ROUTE_REORDER_MS);
+        reorder_deliver_held(hs->w, ro, hs->fn, true);
+    }
+    hs->left += ro->n;
+}
+
+/* Sends out records held past their deadline (a gap nobody filled). */
+static void route_release_held(struct worker *w)
+{
+    struct held_scan hs = {w, route_deliver_group_now, true, 0};
+    /* deliveries may end connections but never change the maps during the scan: leaving
+       groups waits for the end of the iteration */
+    strmap_foreach(&rt.groups, route_held_one, &hs);
+    hs.fn = route_deliver_user_now;
+    hs.groups = false;
+    strmap_foreach(&rt.users, route_held_one, &hs);
+    rt.held = hs.left;
+}
+
 void route_flush(struct worker *w)
 {
     if (rt.num_ops > 0) {
@@ -1399,6 +1560,8 @@ void route_flush(struct worker *w)
         route_retry_pending(w);
     if (rt.num_presence)
         route_presence_expire(w);
+    if (rt.held)
+        route_release_held(w);
     route_wake(w);
     /* Worker 0 expires old messages, dedup entries and sessions about once a second. */
     if (w->id == 0 && w->now_ms >= rt.next_expire_ms) {
@@ -1680,6 +1843,7 @@ static void route_free_group(void *ctx, const char *key, size_t len, void *value
 {
     (void)ctx, (void)key, (void)len;
     struct lgroup *g = value;
+    reorder_fini(&g->ro);
     free(g->members);
     free(g);
 }
@@ -1688,6 +1852,7 @@ static void route_free_user(void *ctx, const char *key, size_t len, void *value)
 {
     (void)ctx, (void)key, (void)len;
     struct luser *u = value;
+    reorder_fini(&u->ro);
     free(u->conns);
     free(u->last_off);
     free(u);
