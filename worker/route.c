@@ -496,6 +496,8 @@ static void reorder_position(struct reorder *ro, uint64_t pos)
 static void reorder_deliver_held(struct worker *w, struct reorder *ro, route_deliver_fn fn,
                                  bool all)
 {
+    if (ro->n == 0)
+        return;
     uint32_t i = 0;
     for (; i < ro->n && (all || ro->items[i].off <= ro->next); i++) {
         struct delivery_view v;
