@@ -55,7 +55,7 @@
 #include "core/wsd.h"
 
 #define SHM_SEG_MAGIC UINT64_C(0x57534453484d3031) /* "WSDSHM01" */
-#define SHM_SEG_LAYOUT_VERSION 2
+#define SHM_SEG_LAYOUT_VERSION 3
 #define SHM_SEG_NAME_LEN 64
 #define SHM_SEG_WORKERS CONFIG_MAX_WORKERS
 #define SHM_SEG_MAX_CONNECTIONS 1000000u
@@ -134,6 +134,7 @@ struct shm_seg_worker_stats {
  *                                   rebuilt by the table repair)
  *   16  started_wall_ms atomic i64  when the current process was forked
  *   24  loop_mono_ms   atomic i64   the worker's last loop iteration (stall detection)
+ *   32  app_connections atomic u32  welcomed connections on ws_path (broadcast audience)
  *   64  stats          struct shm_seg_worker_stats (184 bytes)
  */
 struct shm_seg_worker {
@@ -143,6 +144,7 @@ struct shm_seg_worker {
     _Atomic uint32_t connections;
     _Atomic int64_t started_wall_ms;
     _Atomic int64_t loop_mono_ms;
+    _Atomic uint32_t app_connections; /* welcomed connections on ws_path (owner writes) */
     alignas(WSD_CACHELINE) struct shm_seg_worker_stats stats;
 };
 

@@ -64,6 +64,13 @@ static void app_reply_ok(struct worker *w, struct conn *c, const struct envelope
 
 static size_t app_field(const struct envelope_str *s, char *out, size_t cap);
 
+/* Welcomed connections of this worker: who a broadcast reaches. */
+static void app_count_audience(struct worker *w, int delta)
+{
+    atomic_fetch_add_explicit(&shm_seg_worker(w->seg, (uint32_t)w->id)->app_connections,
+                              (uint32_t)delta, memory_order_relaxed);
+}
+
 /* ---- authentication ---- */
 
 static void app_random_hex(char *out, size_t bytes)
@@ -156,6 +163,8 @@ static int app_login(struct worker *w, struct conn *c, const struct jwt_claims *
     ac->user[claims->sub.len] = '\0';
     ac->user_len = (uint8_t)claims->sub.len;
     ac->anonymous = false;
+    if (!ac->authed)
+        app_count_audience(w, 1);
     ac->authed = true;
     ac->auth_deadline_ms = 0;
     app_random_hex(ac->session, 16); /* replaced by the resumed one, if any */
@@ -173,6 +182,7 @@ static int app_login(struct worker *w, struct conn *c, const struct jwt_claims *
 static void app_anonymous(struct worker *w, struct conn *c)
 {
     struct app_conn *ac = app_of(c);
+    app_count_audience(w, 1);
     ac->authed = true;
     ac->anonymous = true;
     ac->auth_deadline_ms = 0;
@@ -278,6 +288,8 @@ void app_on_close(struct worker *w, struct conn *c)
     struct app_conn *ac = app_of(c);
     if (ac == NULL)
         return;
+    if (ac->authed)
+        app_count_audience(w, -1);
     route_session_close(w, c);
     route_leave_all(w, c);
     route_user_detach(w, c);
@@ -476,6 +488,9 @@ void app_on_message(struct worker *w, struct conn *c, uint8_t opcode, const uint
 int app_init(struct worker *w, const int *ring_efds)
 {
     buf_init(&w->app_out);
+    /* a worker that replaces a crashed one starts with no audience of its own */
+    atomic_store_explicit(&shm_seg_worker(w->seg, (uint32_t)w->id)->app_connections, 0,
+                          memory_order_relaxed);
     return route_init(w, ring_efds);
 }
 

@@ -982,14 +982,17 @@ void route_broadcast(struct worker *w, struct conn *c, const struct envelope *en
     h.mid_len = (uint16_t)mid_len;
     h.from_len = c->app->user_len;
     route_push(w, route_running_workers(w), &h, "", mid, c->app->user, env->data.p);
-    uint32_t in_use = conn_table_in_use(w->seg);
+    uint32_t audience = 0;
+    for (uint32_t i = 0; i < SHM_SEG_WORKERS; i++)
+        audience += atomic_load_explicit(&shm_seg_worker(w->seg, i)->app_connections,
+                                         memory_order_relaxed);
     struct envelope_writer wr;
     struct buf *b = &w->app_out;
     b->len = 0;
     envelope_writer_init(&wr, b, app_enc(c));
     envelope_w_reply_begin(&wr, &env->id, 1);
     envelope_w_key(&wr, "delivered");
-    envelope_w_uint(&wr, in_use > 0 ? in_use - 1 : 0);
+    envelope_w_uint(&wr, audience > 0 ? audience - 1 : 0);
     envelope_w_map_end(&wr);
     if (envelope_writer_finish(&wr) == 0)
         app_send_enc(w, c, app_enc(c), b);
