@@ -6,6 +6,7 @@
 #include "shm/conn_table.h"
 #include "shm/seg.h"
 #include "worker/conn.h"
+#include "worker/heartbeat.h"
 #include "worker/worker.h"
 
 #include <netinet/in.h>
@@ -29,13 +30,40 @@ int table_worker_start(struct worker *w)
 {
     struct shm_seg_worker *sw = table_self(w);
     atomic_store_explicit(&sw->loop_mono_ms, w->now_ms, RELAXED);
-    atomic_store_explicit(&sw->state, SHM_SEG_WORKER_RUNNING, memory_order_release);
+    /* Only STARTING becomes RUNNING: a slot the master already marked RETIRING stays so
+       (its SIGTERM is on the way). */
+    uint32_t expected = SHM_SEG_WORKER_STARTING;
+    atomic_compare_exchange_strong_explicit(&sw->state, &expected, SHM_SEG_WORKER_RUNNING,
+                                            memory_order_acq_rel, memory_order_acquire);
     return 0;
 }
 
 void table_worker_stop(struct worker *w)
 {
     (void)w;
+}
+
+/*
+ * Acts on the master's close request for c. A heartbeat request (4000) is dropped when a
+ * sign of life arrived after the master's scan; a silent peer gets no close handshake
+ * wait: the connection lingers at once.
+ */
+static void table_close_on_request(struct worker *w, struct conn *c, struct conn_table_slot *s,
+                                   uint16_t code)
+{
+    if (code != HEARTBEAT_CLOSE_CODE) {
+        log_msg(LOG_INFO, "conn=%llx closed on request with %u", (unsigned long long)c->id,
+                code);
+        conn_ws_close(w, c, code, "closed by the operator");
+        return;
+    }
+    int64_t seen = atomic_load_explicit(&s->last_seen_ms, RELAXED);
+    if (!heartbeat_is_overdue(w->cfg, seen, w->now_ms))
+        return;
+    log_msg(LOG_INFO, "conn=%llx heartbeat timeout: silent for %lld ms, %u missed pings",
+            (unsigned long long)c->id, (long long)(w->now_ms - seen), c->missed_pings);
+    conn_ws_close(w, c, HEARTBEAT_CLOSE_CODE, "heartbeat timeout");
+    conn_linger(w, c);
 }
 
 void table_worker_tick(struct worker *w)
@@ -47,11 +75,8 @@ void table_worker_tick(struct worker *w)
         if (s == NULL || atomic_load_explicit(&s->close_request, RELAXED) == 0)
             continue;
         uint16_t code = conn_table_take_close_request(s);
-        if (code && c->phase == CONN_WS) {
-            log_msg(LOG_INFO, "conn=%llx closed on request with %u", (unsigned long long)c->id,
-                    code);
-            conn_ws_close(w, c, code, "closed by the operator");
-        }
+        if (code && c->phase == CONN_WS)
+            table_close_on_request(w, c, s, code);
     }
 }
 

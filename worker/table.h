@@ -17,11 +17,16 @@ enum table_state {
     TABLE_STATE_CLOSING,
 };
 
-/* Marks the worker slot running. Returns 0 or a negative code. */
+/* Marks the worker slot running (unless the master marked it retiring meanwhile).
+ * Returns 0. */
 int table_worker_start(struct worker *w);
 /* Marks the worker slot stopping (its process is about to exit). */
 void table_worker_stop(struct worker *w);
-/* Once per tick: loop liveness, close requests from the master. */
+/*
+ * Once per tick: loop liveness, and close requests from the master: a heartbeat timeout
+ * (4000; dropped when the connection showed a sign of life since, see heartbeat.h) or
+ * an operator's close with its code.
+ */
 void table_worker_tick(struct worker *w);
 
 /* Takes a connection slot for c (sets c->slot and c->id). Returns 0 or WSD_ENOSPC. */

@@ -3,10 +3,11 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/wsd.h"
+#include "shm/seg.h"
 #include "worker/app.h"
 #include "worker/conn.h"
+#include "worker/heartbeat.h"
 #include "worker/table.h"
-#include "shm/seg.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -120,18 +121,39 @@ static void worker_free_dead(struct worker *w)
     }
 }
 
-/* TERM: stop accepting upgrades, close every WebSocket with 1001, leave when all gone. */
-static void worker_start_drain(struct worker *w)
+/* Closes every WebSocket with 1001; the loop leaves once all are gone or at the deadline. */
+static void worker_start_drain(struct worker *w, const char *why)
 {
     if (w->draining)
         return;
     w->draining = true;
     w->drain_deadline_ms = w->now_ms + (int64_t)w->cfg->shutdown_timeout * 1000;
-    log_msg(LOG_INFO, "draining %u connections", w->num_conns);
+    log_msg(LOG_INFO, "%s: closing %u connections", why, w->num_conns);
     for (struct conn *c = w->conns; c; c = c->next) {
         if (c->phase == CONN_WS)
-            conn_ws_close(w, c, WS_CLOSE_GOING_AWAY, "server shutting down");
+            conn_ws_close(w, c, WS_CLOSE_GOING_AWAY, why);
     }
+}
+
+/* The master retires this slot: accept nothing more, then drain like a shutdown. */
+static void worker_retire(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->retiring = true;
+    worker_set_accepting(w, false);
+    for (size_t i = 0; i < w->num_listen; i++)
+        close(w->listeners[i].fd);
+    w->num_listen = 0;
+    worker_start_drain(w, "worker retiring");
+}
+
+static void worker_reopen_log(struct worker *w)
+{
+    if (log_open(w->cfg->log_file) < 0)
+        log_msg(LOG_ERR, "cannot reopen log file %s: %s", w->cfg->log_file, strerror(errno));
+    else
+        log_msg(LOG_INFO, "log file reopened");
 }
 
 static void worker_on_signal(struct worker *w)
@@ -141,10 +163,21 @@ static void worker_on_signal(struct worker *w)
         switch (si.ssi_signo) {
         case SIGTERM:
         case SIGINT:
-            worker_start_drain(w);
+            /* The master publishes DRAINING before it passes a shutdown on; a TERM
+               while the instance runs retires this worker alone. */
+            if (shm_seg_state(w->seg) >= SHM_SEG_DRAINING)
+                worker_start_drain(w, "server shutting down");
+            else
+                worker_retire(w);
             break;
         case SIGQUIT:
             w->stop = true;
+            break;
+        case SIGHUP:
+            w->reload_pending = true;
+            break;
+        case SIGUSR1:
+            worker_reopen_log(w);
             break;
         default:
             break;
@@ -154,6 +187,11 @@ static void worker_on_signal(struct worker *w)
 
 static void worker_tick(struct worker *w)
 {
+    /* An overloaded sibling woken for a new connection leaves it queued, and EPOLLEXCLUSIVE
+       does not wake another waiter for it: so the less loaded workers also look at the
+       listeners every tick (one accept4() returning EAGAIN when nothing waits). */
+    for (size_t i = 0; w->accepting && i < w->num_listen; i++)
+        worker_accept(w, &w->listeners[i]);
     struct conn *next;
     for (struct conn *c = w->conns; c; c = next) {
         next = c->next;
@@ -189,14 +227,23 @@ static void worker_dispatch(struct worker *w, struct epoll_event *ev)
     }
 }
 
+/* When the loop must wake next: the tick, or resuming accepts after a pause. */
+static int worker_wait_ms(const struct worker *w, int64_t next_tick)
+{
+    int64_t wake = next_tick;
+    if (!w->accepting && !w->retiring)
+        wake = WSD_MIN(wake, w->accept_resume_ms);
+    return (int)WSD_MAX(0, wake - w->now_ms);
+}
+
+static void worker_reload(struct worker *w);
+
 static int worker_loop(struct worker *w)
 {
     struct epoll_event events[WORKER_MAX_EVENTS];
     int64_t next_tick = w->now_ms + WORKER_TICK_MS;
     while (!w->stop) {
-        int64_t wake = w->accepting ? next_tick : WSD_MIN(next_tick, w->accept_resume_ms);
-        int timeout = (int)WSD_MAX(0, wake - w->now_ms);
-        int n = epoll_wait(w->epfd, events, WORKER_MAX_EVENTS, timeout);
+        int n = epoll_wait(w->epfd, events, WORKER_MAX_EVENTS, worker_wait_ms(w, next_tick));
         if (n == -1 && errno != EINTR) {
             log_msg(LOG_CRIT, "epoll_wait failed: %s", strerror(errno));
             return 1;
@@ -206,13 +253,16 @@ static int worker_loop(struct worker *w)
             worker_dispatch(w, &events[i]);
         app_flush(w);
         worker_free_dead(w);
-        if (!w->accepting && w->now_ms >= w->accept_resume_ms)
+        if (!w->accepting && !w->retiring && w->now_ms >= w->accept_resume_ms)
             worker_set_accepting(w, true);
         if (w->now_ms >= next_tick) {
             worker_tick(w);
             worker_free_dead(w);
             next_tick = w->now_ms + WORKER_TICK_MS;
         }
+        /* Between iterations nothing holds a pointer into the configuration. */
+        if (w->reload_pending)
+            worker_reload(w);
     }
     return 0;
 }
@@ -279,6 +329,182 @@ static void worker_setup_options(struct worker *w)
     };
 }
 
+/* ---- reload ---- */
+
+int worker_read_file(const char *path, char **out, size_t *out_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return errno == ENOENT ? WSD_ENOENT : WSD_EIO;
+    struct buf b;
+    buf_init(&b);
+    char chunk[8192];
+    size_t n;
+    int rc = 0;
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        rc = buf_append(&b, chunk, n);
+    if (rc == 0 && ferror(f))
+        rc = WSD_EIO;
+    fclose(f);
+    if (rc == 0)
+        rc = buf_append(&b, "", 1);
+    if (rc < 0) {
+        buf_fini(&b);
+        return rc;
+    }
+    *out = (char *)b.data;
+    *out_len = b.len - 1;
+    return 0;
+}
+
+static bool worker_str_same(const char *a, const char *b)
+{
+    return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Appends `key "value"` and a newline to b, quoting value for config_parse(). */
+static int worker_append_kv(struct buf *b, const char *key, const char *value)
+{
+    int rc = buf_append(b, key, strlen(key));
+    if (rc == 0)
+        rc = buf_append(b, " \"", 2);
+    for (const char *p = value ? value : ""; rc == 0 && *p; p++) {
+        if (*p == '"' || *p == '\\')
+            rc = buf_append(b, "\\", 1);
+        if (rc == 0)
+            rc = buf_append(b, p, 1);
+    }
+    return rc == 0 ? buf_append(b, "\"\n", 2) : rc;
+}
+
+/* Gives fresh running's values of the keys a reload cannot apply, through the parser
+ * (config.h: fields change only through it). Returns 0 or a negative code with err. */
+static int worker_keep_restart_keys(struct config *fresh, const struct config *running,
+                                    char err[CONFIG_ERR_LEN])
+{
+    char nums[96];
+    snprintf(nums, sizeof(nums), "max_connections %u\nmax_groups %u\n",
+             running->max_connections, running->max_groups);
+    struct buf b;
+    buf_init(&b);
+    int rc = buf_append(&b, nums, strlen(nums));
+    if (rc == 0)
+        rc = worker_append_kv(&b, "store", running->store);
+    if (rc == 0)
+        rc = worker_append_kv(&b, "store_sync", running->store_sync);
+    if (rc == 0)
+        rc = worker_append_kv(&b, "pid_file", running->pid_file);
+    if (rc == 0)
+        rc = worker_append_kv(&b, "control_socket", running->control_socket);
+    if (rc == 0)
+        rc = buf_append(&b, "", 1);
+    if (rc == 0)
+        rc = config_parse(fresh, "(running values)", (const char *)b.data, err);
+    else
+        snprintf(err, CONFIG_ERR_LEN, "out of memory");
+    buf_fini(&b);
+    return rc;
+}
+
+/* Names of the keys a reload cannot apply that fresh changes. */
+static void worker_restart_keys(const struct config *running, const struct config *fresh,
+                                char *out, size_t cap)
+{
+    if (cap == 0)
+        return;
+    config_restart_keys(running, fresh, out, cap);
+    size_t used = strlen(out);
+    static const char name[] = "control_socket";
+    if (!worker_str_same(running->control_socket, fresh->control_socket) &&
+        used + sizeof(name) + 1 <= cap)
+        snprintf(out + used, cap - used, "%s%s", used ? " " : "", name);
+}
+
+struct config *worker_config_reload(const char *path, const struct config *running,
+                                    char *restart, size_t restart_cap,
+                                    char err[CONFIG_ERR_LEN])
+{
+    struct config *c = malloc(sizeof(*c));
+    if (c == NULL) {
+        snprintf(err, CONFIG_ERR_LEN, "%s: out of memory", path ? path : "(defaults)");
+        return NULL;
+    }
+    config_init(c);
+    int rc = path ? config_load(c, path, err)
+                  : config_parse(c, "(defaults)", config_default_text, err);
+    if (rc == 0)
+        rc = config_validate(c, err);
+    if (rc == 0 && restart != NULL)
+        worker_restart_keys(running, c, restart, restart_cap);
+    if (rc == 0)
+        rc = worker_keep_restart_keys(c, running, err);
+    if (rc < 0) {
+        config_fini(c);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Serves the client library as it is now on disk (absent: not served). */
+static void worker_reload_client(struct worker *w)
+{
+    char *js = NULL;
+    size_t len = 0;
+    const char *path = w->cfg->client_file;
+    if (path != NULL && path[0] != '\0' && worker_read_file(path, &js, &len) < 0) {
+        js = NULL;
+        len = 0;
+    }
+    free(w->client_js_owned);
+    w->client_js_owned = js;
+    w->client_js = js;
+    w->client_js_len = len;
+}
+
+static void worker_apply_logging(const struct config *old, const struct config *fresh)
+{
+    enum log_level level = LOG_INFO;
+    log_level_parse(fresh->log_level, &level);
+    log_set_level(level);
+    if (!worker_str_same(old->log_file, fresh->log_file) && log_open(fresh->log_file) < 0)
+        log_msg(LOG_ERR, "cannot open log file %s: %s", fresh->log_file, strerror(errno));
+}
+
+/*
+ * HUP: loads the file again and swaps the configuration. What points into the old one
+ * (handshake options, the deflate settings) is rebuilt before it is freed; connections
+ * keep copies of what they use (their reader's message limit, their deflate streams).
+ */
+static void worker_reload(struct worker *w)
+{
+    w->reload_pending = false;
+    if (w->draining)
+        return;
+    char err[CONFIG_ERR_LEN];
+    struct config *fresh = worker_config_reload(w->cfg_path, w->cfg, NULL, 0, err);
+    if (fresh == NULL) {
+        log_msg(LOG_ERR, "reload refused, keeping the running configuration: %s", err);
+        return;
+    }
+    const struct config *old = w->cfg;
+    bool ping_sooner = fresh->heartbeat < old->heartbeat;
+    worker_apply_logging(old, fresh);
+    w->cfg = fresh;
+    worker_setup_options(w);
+    worker_reload_client(w);
+    for (struct conn *c = w->conns; ping_sooner && c; c = c->next) {
+        if (c->phase == CONN_WS)
+            heartbeat_reschedule(w, c);
+    }
+    if (w->cfg_owned) {
+        config_fini(w->cfg_owned);
+        free(w->cfg_owned);
+    }
+    w->cfg_owned = fresh;
+    log_msg(LOG_INFO, "configuration reloaded");
+}
+
 int worker_run(const struct worker_init *init)
 {
     static struct worker wk;
@@ -288,6 +514,7 @@ int worker_run(const struct worker_init *init)
     log_set_role(role);
     w->id = init->id;
     w->cfg = init->cfg;
+    w->cfg_path = init->cfg_path;
     w->seg = init->seg;
     w->client_js = init->client_js;
     w->client_js_len = init->client_js_len;
@@ -310,5 +537,10 @@ int worker_run(const struct worker_init *init)
     free(w->rbuf);
     buf_fini(&w->scratch);
     log_msg(LOG_INFO, "worker exiting");
+    free(w->client_js_owned);
+    if (w->cfg_owned) {
+        config_fini(w->cfg_owned);
+        free(w->cfg_owned);
+    }
     return rc;
 }

@@ -1,6 +1,20 @@
 /*
  * worker.h - a worker process: one epoll loop serving client connections accepted from
  * the listening sockets it shares with its siblings.
+ *
+ * Signals (through a signalfd, acted on in the loop):
+ *   HUP   re-read cfg_path, validate, and swap the configuration at the end of the loop
+ *         iteration; everything derived from it (handshake options, deflate settings,
+ *         log level and file, the served client library, ping schedule) is rebuilt
+ *         before the old configuration is freed. Keys a reload cannot change keep their
+ *         running values (worker_config_reload()). Ignored while draining.
+ *   TERM  while the instance runs (segment state RUNNING): retire. Stop accepting,
+ *   INT   close the listening sockets, close every client with 1001, exit 0 once all
+ *         are gone or after shutdown_timeout. While the instance drains (DRAINING or
+ *         STOPPING): keep accepting so new upgrades get 503 with Retry-After and
+ *         health_path answers 503, close every client with 1001, exit likewise.
+ *   QUIT  leave at once, dropping every connection.
+ *   USR1  reopen the log file.
  */
 #ifndef WSD_WORKER_WORKER_H
 #define WSD_WORKER_WORKER_H
@@ -27,7 +41,8 @@ struct worker_listener {
 /* What the master hands a worker it forks. */
 struct worker_init {
     int id;                        /* worker slot */
-    const struct config *cfg;
+    const struct config *cfg;      /* borrowed for the worker's life or its first reload */
+    const char *cfg_path;          /* file re-read on HUP; NULL = the embedded defaults */
     struct shm_seg *seg;
     const int *listen_fds;
     const bool *listen_tls;
@@ -39,7 +54,10 @@ struct worker_init {
 
 struct worker {
     int id;
-    const struct config *cfg;
+    const struct config *cfg;      /* the configuration in effect */
+    struct config *cfg_owned;      /* cfg when a reload loaded it (freed at the next) */
+    const char *cfg_path;
+    bool reload_pending;           /* HUP seen: reload at the end of the iteration */
     struct shm_seg *seg;
     int epfd;
     int sigfd;
@@ -47,6 +65,7 @@ struct worker {
     struct worker_listener listeners[CONFIG_MAX_LISTEN];
     size_t num_listen;
     bool draining;                 /* TERM seen: no new upgrades, closing everyone */
+    bool retiring;                 /* draining because the master retires this slot */
     bool accepting;                /* the listeners are in the epoll set */
     int64_t accept_resume_ms;      /* when an overloaded worker looks at accepting again */
     bool stop;                     /* leave the loop */
@@ -62,9 +81,30 @@ struct worker {
     const char *subprotocols[2];
     const char *client_js;
     size_t client_js_len;
+    char *client_js_owned;         /* client_js when a reload read it */
     struct buf app_out;            /* envelope encoding scratch */
     struct route *route;           /* messaging state (route.c) */
 };
+
+/*
+ * Reads the configuration for a reload: path (NULL: the embedded defaults) is parsed and
+ * validated, then the keys a reload cannot apply (max_connections, max_groups, store,
+ * store_sync, pid_file, control_socket) get running's values back. When restart is not
+ * NULL, the names of those keys whose value the file changed are written into it
+ * (space-separated, truncated at a whole name to fit restart_cap; "" when none).
+ * Returns a new configuration the caller owns (config_fini() then free()), or NULL with
+ * "FILE:LINE: reason" (or "FILE: reason") in err.
+ */
+struct config *worker_config_reload(const char *path, const struct config *running,
+                                    char *restart, size_t restart_cap,
+                                    char err[CONFIG_ERR_LEN]);
+
+/*
+ * Reads a whole file into a new buffer (*out, owned by the caller, NUL-terminated;
+ * *out_len excludes the NUL). Returns 0; WSD_ENOENT when it does not exist; WSD_EIO
+ * (errno kept) or WSD_ENOMEM. Meant for small files read at start or reload.
+ */
+int worker_read_file(const char *path, char **out, size_t *out_len);
 
 /* Runs the worker until it is told to stop; returns the process exit status. */
 int worker_run(const struct worker_init *init);
