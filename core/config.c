@@ -900,7 +900,7 @@ static const struct key keys[] = {
     COUNT(rate_limit, KT_U32, 0, 1000000, "0", PENDING),
     COUNT(rate_burst, KT_U32, 0, 100000000, "0", PENDING),
     /* files and logging */
-    TEXT(control_socket, parse_str, 1, 107, "/tmp/wsd.sock", 0),
+    TEXT(control_socket, parse_str, 1, 107, "/tmp/wsd.sock", RESTART),
     TEXT(pid_file, parse_str, 1, PATH_MAX, NULL, RESTART),
     TEXT(log_file, parse_str, 1, PATH_MAX, NULL, 0),
     CHOICE(log_level, "info", "debug|info|notice|warn|error|crit", 0),

@@ -5,14 +5,43 @@
 
 #define RELAXED memory_order_relaxed
 
+/* Bytes of the used-span bitmap, rounded to whole cache lines. */
+static size_t names_bitmap_len(uint32_t capacity)
+{
+    size_t words = ((size_t)capacity / NAMES_SPAN + 63) / 64;
+    return (words * 8 + WSD_CACHELINE - 1) & ~(size_t)(WSD_CACHELINE - 1);
+}
+
 size_t names_size(uint32_t capacity)
 {
-    return sizeof(struct names_table) + (size_t)capacity * sizeof(struct names_entry);
+    return sizeof(struct names_table) + names_bitmap_len(capacity) +
+           (size_t)capacity * sizeof(struct names_entry);
+}
+
+static _Atomic uint64_t *names_spans(const struct names_table *t)
+{
+    return (_Atomic uint64_t *)((char *)t + sizeof(struct names_table));
 }
 
 struct names_entry *names_entries(const struct names_table *t)
 {
-    return (struct names_entry *)((char *)t + sizeof(struct names_table));
+    return (struct names_entry *)((char *)t + sizeof(struct names_table) +
+                                  names_bitmap_len(t->capacity));
+}
+
+/* Marks the span of entry i as used (lock held). */
+static void names_mark_span(struct names_table *t, uint32_t i)
+{
+    uint32_t span = i / NAMES_SPAN;
+    atomic_fetch_or_explicit(&names_spans(t)[span / 64], UINT64_C(1) << (span % 64),
+                             memory_order_release);
+}
+
+/* True when no entry of span was ever used. */
+static bool names_span_unused(const struct names_table *t, uint32_t span)
+{
+    uint64_t word = atomic_load_explicit(&names_spans(t)[span / 64], memory_order_acquire);
+    return (word & (UINT64_C(1) << (span % 64))) == 0;
 }
 
 int names_init(struct names_table *t, uint32_t capacity)
@@ -56,6 +85,10 @@ static int names_repair(void *ctx)
     struct names_entry *es = names_entries(t);
     uint32_t used = 0, dead = 0;
     for (uint32_t i = 0; i < t->capacity; i++) {
+        if (i % NAMES_SPAN == 0 && names_span_unused(t, i / NAMES_SPAN)) {
+            i += NAMES_SPAN - 1;
+            continue;
+        }
         struct names_entry *e = &es[i];
         if (e->state == NAMES_USED) {
             names_derive(e);
@@ -132,6 +165,7 @@ int names_add(struct names_table *t, const char *name, size_t len, uint32_t work
         struct names_entry *e = &es[i];
         if (e->state == NAMES_DEAD)
             t->dead--;
+        names_mark_span(t, i);
         memset(e->counts, 0, sizeof(e->counts));
         memcpy(e->name, name, len);
         e->len = (uint32_t)len;
@@ -197,6 +231,10 @@ int names_release_worker(struct names_table *t, uint32_t worker)
     struct names_entry *es = names_entries(t);
     int changed = 0;
     for (uint32_t i = 0; i < t->capacity; i++) {
+        if (i % NAMES_SPAN == 0 && names_span_unused(t, i / NAMES_SPAN)) {
+            i += NAMES_SPAN - 1; /* never used: its pages were never touched */
+            continue;
+        }
         struct names_entry *e = &es[i];
         uint64_t bit = UINT64_C(1) << worker;
         if (!(atomic_load_explicit(&e->worker_mask, RELAXED) & bit))
@@ -222,6 +260,10 @@ void names_foreach(const struct names_table *t, names_fn fn, void *ctx)
 {
     const struct names_entry *es = names_entries(t);
     for (uint32_t i = 0; i < t->capacity; i++) {
+        if (i % NAMES_SPAN == 0 && names_span_unused(t, i / NAMES_SPAN)) {
+            i += NAMES_SPAN - 1;
+            continue;
+        }
         if (es[i].state == NAMES_USED)
             fn(ctx, &es[i]);
     }

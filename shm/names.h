@@ -5,8 +5,10 @@
  * members). A sender reads one entry to learn which workers to wake; each worker keeps
  * its own local index of which of its connections are under which name.
  *
- * Layout: a header (robust lock, capacity, counters) followed by `capacity` entries, an
- * open-addressing hash table with linear probing and tombstones. Capacity is a power of
+ * Layout: a header (robust lock, capacity, counters), a bitmap with one bit per
+ * NAMES_SPAN entries that tells which spans were ever used (so scans after a crash read
+ * only those pages), then `capacity` entries: an open-addressing hash table with linear
+ * probing and tombstones. Capacity is a power of
  * two; the table refuses new names beyond 3/4 full (WSD_ENOSPC).
  *
  *   struct names_entry (448 bytes, 7 cache lines):
@@ -38,6 +40,7 @@
 #define NAMES_NAME_MAX 128
 #define NAMES_WORKERS 64
 #define NAMES_NONE UINT32_MAX
+#define NAMES_SPAN 8 /* entries per bit of the used-span bitmap (8 x 448 bytes) */
 
 enum names_state {
     NAMES_FREE = 0,
@@ -67,7 +70,8 @@ struct names_table {
     _Atomic uint32_t used;                    /* NAMES_USED entries */
     uint32_t dead;                            /* tombstones */
     uint32_t reserved;
-    /* struct names_entry entries[capacity] follow at the next cache line */
+    /* _Atomic uint64_t used_spans[capacity / NAMES_SPAN / 64 rounded up], then
+       struct names_entry entries[capacity] at the next cache line */
 };
 
 _Static_assert(sizeof(struct names_table) == 2 * WSD_CACHELINE, "names header is 128 bytes");
