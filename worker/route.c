@@ -1036,6 +1036,27 @@ static int route_replay_one(void *arg, const struct store_msg *msg)
     return x->c->phase == CONN_DEAD ? 1 : 0;
 }
 
+static int route_first_one(void *arg, const struct store_msg *msg)
+{
+    *(uint64_t *)arg = msg->offset;
+    return 1;
+}
+
+/*
+ * True when history still holds every message of channel after `after` up to latest:
+ * the first message a replay would bring (expired ones are skipped) is after + 1.
+ */
+static bool route_gap_covered(const char *channel, uint64_t after, uint64_t latest)
+{
+    if (after > latest)
+        return false;
+    if (after == latest)
+        return true;
+    uint64_t first = 0;
+    store_read(rt.store, channel, after, 1, clock_wall_ms(), route_first_one, &first);
+    return first == after + 1;
+}
+
 /* Replays channel after offset to c; returns the last offset sent (or after). */
 static uint64_t route_replay(struct worker *w, struct conn *c, const char *channel,
                              const char *ch, uint64_t after)
@@ -1086,9 +1107,7 @@ static void route_run_join(struct worker *w, struct route_op *op)
     }
     struct lmember *lm = &m->group->members[m->pos];
     bool epoch_ok = op->since_epoch[0] == '\0' || strcmp(op->since_epoch, info.epoch) == 0;
-    bool recovered = epoch_ok && op->offset <= info.last_offset &&
-                     (op->offset == info.last_offset ||
-                      (info.first_offset != 0 && info.first_offset <= op->offset + 1));
+    bool recovered = epoch_ok && route_gap_covered(op->target, op->offset, info.last_offset);
     route_join_reply(w, op, &info, recovered);
     uint64_t pos = info.last_offset;
     if (lm->last_off != UINT64_MAX && lm->last_off > pos)
@@ -1216,9 +1235,7 @@ static size_t route_restore_groups(struct worker *w, struct route_op *op,
         bool epoch_ok = s == NULL || s->epoch[0] == '\0' || strcmp(s->epoch, r->info.epoch) == 0;
         r->from = s ? s->offset : sg[i].offset;
         r->replay = epoch_ok && r->from < r->info.last_offset;
-        bool covered = epoch_ok && r->from <= r->info.last_offset &&
-                       (!r->replay ||
-                        (r->info.first_offset != 0 && r->info.first_offset <= r->from + 1));
+        bool covered = epoch_ok && route_gap_covered(sg[i].name, r->from, r->info.last_offset);
         *recovered = *recovered && covered;
         k++;
     }
