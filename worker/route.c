@@ -1006,6 +1006,7 @@ struct replay_ctx {
     struct worker *w;
     struct conn *c;
     const char *ch; /* the msg "ch": group name or "@" */
+    uint64_t upto;  /* the position read in the batch: later ones come live */
     uint64_t last;
     uint32_t count;
 };
@@ -1013,6 +1014,8 @@ struct replay_ctx {
 static int route_replay_one(void *arg, const struct store_msg *msg)
 {
     struct replay_ctx *x = arg;
+    if (msg->offset > x->upto)
+        return 1; /* appended after the position was read (Redis): it comes live */
     struct envelope_msg m = {
         .ch = x->ch,
         .ch_len = strlen(x->ch),
@@ -1057,11 +1060,11 @@ static bool route_gap_covered(const char *channel, uint64_t after, uint64_t late
     return first == after + 1;
 }
 
-/* Replays channel after offset to c; returns the last offset sent (or after). */
+/* Replays channel (after, upto] to c; returns the last offset sent (or after). */
 static uint64_t route_replay(struct worker *w, struct conn *c, const char *channel,
-                             const char *ch, uint64_t after)
+                             const char *ch, uint64_t after, uint64_t upto)
 {
-    struct replay_ctx x = {w, c, ch, after, 0};
+    struct replay_ctx x = {w, c, ch, upto, after, 0};
     store_read(rt.store, channel, after, ROUTE_REPLAY_MAX, clock_wall_ms(), route_replay_one, &x);
     return x.last;
 }
@@ -1113,7 +1116,7 @@ static void route_run_join(struct worker *w, struct route_op *op)
     if (lm->last_off != UINT64_MAX && lm->last_off > pos)
         pos = lm->last_off; /* joined before: keep its place */
     if (op->has_since && epoch_ok && op->offset < info.last_offset)
-        route_replay(w, c, op->target, op->target, op->offset);
+        route_replay(w, c, op->target, op->target, op->offset, info.last_offset);
     lm->last_off = pos;
     reorder_position(&m->group->ro, pos);
     route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
@@ -1327,7 +1330,7 @@ static void route_run_login(struct worker *w, struct route_op *op)
         after = ps->offset;
         store_ack(rt.store, channel, ps->offset);
     }
-    route_replay(w, c, channel, "@", after);
+    route_replay(w, c, channel, "@", after, personal.last_offset);
     struct luser *u = strmap_get(&rt.users, ac->user, ac->user_len);
     if (u && ac->user_pos != UINT32_MAX) {
         u->last_off[ac->user_pos] = personal.last_offset;
@@ -1338,7 +1341,8 @@ static void route_run_login(struct worker *w, struct route_op *op)
         if (m == NULL)
             continue;
         if (rg[i].replay)
-            route_replay(w, c, rg[i].group->name, rg[i].group->name, rg[i].from);
+            route_replay(w, c, rg[i].group->name, rg[i].group->name, rg[i].from,
+                         rg[i].info.last_offset);
         m->group->members[m->pos].last_off = rg[i].info.last_offset;
         reorder_position(&m->group->ro, rg[i].info.last_offset);
     }
