@@ -897,8 +897,8 @@ static const struct key keys[] = {
     NUM(history_ttl, KT_I64, parse_seconds, 0, YEAR, "300", 0),
     {"group", KT_GROUPS, F(group_rules), F(num_group_rules), 0, 0, 0, parse_group, NULL,
      NULL},
-    COUNT(rate_limit, KT_U32, 0, 1000000, "0", PENDING),
-    COUNT(rate_burst, KT_U32, 0, 100000000, "0", PENDING),
+    COUNT(rate_limit, KT_U32, 0, 1000000, "0", 0),
+    COUNT(rate_burst, KT_U32, 0, 100000000, "0", 0),
     /* files and logging */
     TEXT(control_socket, parse_str, 1, 107, "/tmp/wsd.sock", RESTART),
     TEXT(pid_file, parse_str, 1, PATH_MAX, NULL, RESTART),

@@ -20,6 +20,7 @@
 
 #define APP_AUTH_CLOSE 4001
 #define APP_FORBIDDEN_CLOSE 4003
+#define APP_RATE_CLOSE 4008
 
 static struct app_conn *app_of(struct conn *c)
 {
@@ -466,6 +467,38 @@ static void app_dispatch(struct worker *w, struct conn *c, const struct envelope
     }
 }
 
+/*
+ * rate_limit: a token bucket of rate_burst messages refilled at rate_limit per second.
+ * A message without a token is refused with rate_limited; a client that goes on sending
+ * a whole burst's worth of refused messages is closed with 4008. Returns true when the
+ * message may be handled.
+ */
+static bool app_rate_ok(struct worker *w, struct conn *c, struct app_conn *ac)
+{
+    const struct config *cfg = w->cfg;
+    if (cfg->rate_limit == 0)
+        return true;
+    double burst = cfg->rate_burst ? cfg->rate_burst : 2.0 * cfg->rate_limit;
+    if (ac->rate_refill_ms == 0) {
+        ac->rate_tokens = burst;
+    } else {
+        double add = (double)(w->now_ms - ac->rate_refill_ms) * cfg->rate_limit / 1000.0;
+        ac->rate_tokens = ac->rate_tokens + add > burst ? burst : ac->rate_tokens + add;
+    }
+    ac->rate_refill_ms = w->now_ms;
+    if (ac->rate_tokens >= 1.0) {
+        ac->rate_tokens -= 1.0;
+        ac->rate_refused = 0;
+        return true;
+    }
+    if (++ac->rate_refused > burst) {
+        log_msg(LOG_NOTICE, "conn=%llx user=%s closed: over rate_limit %u/s",
+                (unsigned long long)c->id, ac->user, cfg->rate_limit);
+        conn_ws_close(w, c, APP_RATE_CLOSE, "rate limited");
+    }
+    return false;
+}
+
 void app_on_message(struct worker *w, struct conn *c, uint8_t opcode, const uint8_t *p,
                     size_t len)
 {
@@ -476,7 +509,11 @@ void app_on_message(struct worker *w, struct conn *c, uint8_t opcode, const uint
     enum envelope_encoding enc = opcode == WS_OP_BINARY ? ENVELOPE_MSGPACK : ENVELOPE_JSON;
     envelope_parse(&env, enc, p, len, w->cfg->max_data_size);
     ac->reply_enc = enc; /* replies use the frame type of the request */
-    if (env.error != ENVELOPE_OK)
+    if (!app_rate_ok(w, c, ac)) {
+        if (!c->close_sent)
+            app_error(w, c, env.id.kind != ENVELOPE_ID_NONE ? &env.id : NULL, "rate_limited",
+                      "over rate_limit: slow down");
+    } else if (env.error != ENVELOPE_OK)
         app_error(w, c, env.id.kind != ENVELOPE_ID_NONE ? &env.id : NULL,
                   envelope_error_code(env.error), env.message);
     else

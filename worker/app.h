@@ -41,6 +41,9 @@ struct app_conn {
     int64_t grace_deadline_ms;
     struct jwt_claims claims;
     uint8_t *claims_buf;      /* the token payload the claim spans point into */
+    double rate_tokens;       /* rate_limit token bucket */
+    int64_t rate_refill_ms;
+    uint32_t rate_refused;    /* messages refused in a row */
     struct app_membership *groups;
     uint32_t num_groups;
     uint32_t cap_groups;
