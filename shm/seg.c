@@ -365,3 +365,18 @@ enum shm_seg_close_bucket shm_seg_close_bucket(uint16_t code)
         return SHM_SEG_CLOSE_APP;
     return SHM_SEG_CLOSE_OTHER;
 }
+
+enum shm_seg_hs_bucket shm_seg_hs_bucket(int status)
+{
+    switch (status) {
+    case 400: return SHM_SEG_HS_400;
+    case 403: return SHM_SEG_HS_403;
+    case 404: return SHM_SEG_HS_404;
+    case 405: return SHM_SEG_HS_405;
+    case 408: return SHM_SEG_HS_408;
+    case 426: return SHM_SEG_HS_426;
+    case 431: return SHM_SEG_HS_431;
+    case 503: return SHM_SEG_HS_503;
+    default: return SHM_SEG_HS_OTHER;
+    }
+}

@@ -10,7 +10,7 @@
  * Layout (offsets in bytes; every region starts on a 4096-byte page):
  *
  *   0             struct shm_seg_header       magic, version, sizes, offsets, run state
- *   workers_off   struct shm_seg_worker[64]   one per worker slot, 256 bytes each
+ *   workers_off   struct shm_seg_worker[64]   one per worker slot, 384 bytes each
  *   conn_hdr_off  struct conn_table_header    the connection table's lock and free list
  *   conns_off     struct conn_table_slot[max_connections]   128 bytes each (conn_table.h)
  *   rings_off     64 x { struct ring (256 bytes) + ring_bytes of data }, ring_stride apart
@@ -55,7 +55,7 @@
 #include "core/wsd.h"
 
 #define SHM_SEG_MAGIC UINT64_C(0x57534453484d3031) /* "WSDSHM01" */
-#define SHM_SEG_LAYOUT_VERSION 4
+#define SHM_SEG_LAYOUT_VERSION 5
 #define SHM_SEG_NAME_LEN 64
 #define SHM_SEG_WORKERS CONFIG_MAX_WORKERS
 #define SHM_SEG_MAX_CONNECTIONS 1000000u
@@ -104,6 +104,20 @@ enum shm_seg_close_bucket {
     SHM_SEG_CLOSE_BUCKETS
 };
 
+/* HTTP statuses of refused upgrades and failed requests; see shm_seg_hs_bucket(). */
+enum shm_seg_hs_bucket {
+    SHM_SEG_HS_400,
+    SHM_SEG_HS_403,
+    SHM_SEG_HS_404,
+    SHM_SEG_HS_405,
+    SHM_SEG_HS_408,
+    SHM_SEG_HS_426,
+    SHM_SEG_HS_431,
+    SHM_SEG_HS_503,
+    SHM_SEG_HS_OTHER,
+    SHM_SEG_HS_BUCKETS
+};
+
 /*
  * Statistics of one worker: relaxed atomics that the owning worker increments (with
  * SHM_SEG_STAT_ADD) and anyone reads. Monotonic counters; never reset while the slot
@@ -121,10 +135,12 @@ struct shm_seg_worker_stats {
     _Atomic uint64_t handshakes_ok;
     _Atomic uint64_t handshakes_failed;
     _Atomic uint64_t closes[SHM_SEG_CLOSE_BUCKETS];
+    _Atomic uint64_t handshake_failures[SHM_SEG_HS_BUCKETS]; /* by HTTP status */
+    _Atomic uint64_t rate_limited;      /* messages refused by rate_limit */
 };
 
 /*
- * One worker slot (4 cache lines):
+ * One worker slot (6 cache lines):
  *
  *   0   pid            atomic i32   master writes after fork; 0 when none
  *   4   state          atomic u32   enum shm_seg_worker_state; master writes
@@ -135,7 +151,7 @@ struct shm_seg_worker_stats {
  *   16  started_wall_ms atomic i64  when the current process was forked
  *   24  loop_mono_ms   atomic i64   the worker's last loop iteration (stall detection)
  *   32  app_connections atomic u32  welcomed connections on ws_path (broadcast audience)
- *   64  stats          struct shm_seg_worker_stats (184 bytes)
+ *   64  stats          struct shm_seg_worker_stats (264 bytes)
  */
 struct shm_seg_worker {
     alignas(WSD_CACHELINE) _Atomic int32_t pid;
@@ -192,8 +208,8 @@ _Static_assert(sizeof(struct shm_seg_header) == 192, "header is 3 cache lines");
 _Static_assert(sizeof(struct shm_seg_header) <= SHM_SEG_PAGE, "header fits its page");
 _Static_assert(offsetof(struct shm_seg_worker, started_wall_ms) == 16, "worker layout");
 _Static_assert(offsetof(struct shm_seg_worker, stats) == 64, "worker stats on line 1");
-_Static_assert(sizeof(struct shm_seg_worker_stats) == 184, "worker stats size");
-_Static_assert(sizeof(struct shm_seg_worker) == 4 * WSD_CACHELINE, "worker slot is 256 bytes");
+_Static_assert(sizeof(struct shm_seg_worker_stats) == 264, "worker stats size");
+_Static_assert(sizeof(struct shm_seg_worker) == 6 * WSD_CACHELINE, "worker slot is 384 bytes");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
                "shared atomics must be lock-free (address-free)");
 
@@ -276,6 +292,9 @@ bool shm_seg_is_broken(const struct shm_seg *seg);
 
 /* Bumps the configuration generation (master, after applying a reload); returns it. */
 uint64_t shm_seg_bump_config_generation(struct shm_seg *seg);
+
+/* Bucket of an HTTP status for shm_seg_worker_stats.handshake_failures[]. */
+enum shm_seg_hs_bucket shm_seg_hs_bucket(int status);
 
 /* Bucket of a WebSocket close code for shm_seg_worker_stats.closes[]. */
 enum shm_seg_close_bucket shm_seg_close_bucket(uint16_t code);

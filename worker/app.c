@@ -491,6 +491,7 @@ static bool app_rate_ok(struct worker *w, struct conn *c, struct app_conn *ac)
         ac->rate_refused = 0;
         return true;
     }
+    SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), rate_limited, 1);
     if (++ac->rate_refused > burst) {
         log_msg(LOG_NOTICE, "conn=%llx user=%s closed: over rate_limit %u/s",
                 (unsigned long long)c->id, ac->user, cfg->rate_limit);

@@ -2,6 +2,8 @@
 #include "worker/metrics.h"
 #include "core/clock.h"
 #include "core/wsd.h"
+#include "shm/conn_table.h"
+#include "shm/ring.h"
 #include "shm/seg.h"
 #include "worker/worker.h"
 
@@ -15,8 +17,9 @@ void metrics_count_handshake(struct worker *w)
 
 void metrics_count_handshake_failure(struct worker *w, int status)
 {
-    (void)status;
-    SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), handshakes_failed, 1);
+    struct shm_seg_worker *sw = shm_seg_worker(w->seg, (uint32_t)w->id);
+    SHM_SEG_STAT_ADD(sw, handshakes_failed, 1);
+    SHM_SEG_STAT_ADD(sw, handshake_failures[shm_seg_hs_bucket(status)], 1);
 }
 
 static int metrics_printf(struct buf *out, const char *fmt, ...) WSD_PRINTF(2, 3);
@@ -118,6 +121,100 @@ static int metrics_render_workers(const struct shm_seg *seg, struct buf *out)
     return rc;
 }
 
+static const char *const hs_bucket_names[SHM_SEG_HS_BUCKETS] = {
+    "400", "403", "404", "405", "408", "426", "431", "503", "other",
+};
+
+static uint64_t metrics_sum(const struct shm_seg *seg, size_t off)
+{
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < SHM_SEG_WORKERS; i++) {
+        struct shm_seg_worker *sw = shm_seg_worker(seg, i);
+        sum += LOAD(*(_Atomic uint64_t *)((char *)&sw->stats + off));
+    }
+    return sum;
+}
+
+/* Failures by status, drops by reason, ring fill. */
+static int metrics_render_reasons(const struct shm_seg *seg, struct buf *out)
+{
+    int rc = metrics_printf(out, "# HELP wsd_handshake_failures_by_status_total refused upgrades "
+                                 "and failed requests by HTTP status\n"
+                                 "# TYPE wsd_handshake_failures_by_status_total counter\n");
+    for (int b = 0; rc == 0 && b < SHM_SEG_HS_BUCKETS; b++)
+        rc = metrics_printf(
+            out, "wsd_handshake_failures_by_status_total{status=\"%s\"} %llu\n",
+            hs_bucket_names[b],
+            (unsigned long long)metrics_sum(
+                seg, offsetof(struct shm_seg_worker_stats, handshake_failures) + 8 * (size_t)b));
+    struct {
+        const char *reason;
+        uint64_t n;
+    } drops[] = {
+        {"target_gone", metrics_sum(seg, offsetof(struct shm_seg_worker_stats,
+                                                  delivery_failures))},
+        {"duplicate", metrics_sum(seg, offsetof(struct shm_seg_worker_stats, dedup_hits))},
+        {"rate_limited", metrics_sum(seg, offsetof(struct shm_seg_worker_stats, rate_limited))},
+        {"slow_consumer",
+         metrics_sum(seg, offsetof(struct shm_seg_worker_stats, closes) +
+                              8 * (size_t)SHM_SEG_CLOSE_SLOW)},
+    };
+    if (rc == 0)
+        rc = metrics_printf(out, "# HELP wsd_drops_total messages not delivered, by reason\n"
+                                 "# TYPE wsd_drops_total counter\n");
+    for (size_t i = 0; rc == 0 && i < WSD_ARRAY_LEN(drops); i++)
+        rc = metrics_printf(out, "wsd_drops_total{reason=\"%s\"} %llu\n", drops[i].reason,
+                            (unsigned long long)drops[i].n);
+    if (rc == 0)
+        rc = metrics_printf(out, "# HELP wsd_ring_used_bytes bytes waiting in a worker's "
+                                 "inbound ring\n# TYPE wsd_ring_used_bytes gauge\n");
+    for (uint32_t i = 0; rc == 0 && i < SHM_SEG_WORKERS; i++) {
+        if (LOAD(shm_seg_worker(seg, i)->state) == SHM_SEG_WORKER_EMPTY)
+            continue;
+        struct ring *r = shm_seg_ring(seg, i);
+        rc = metrics_printf(out, "wsd_ring_used_bytes{worker=\"%u\"} %llu\n"
+                                 "wsd_ring_size_bytes{worker=\"%u\"} %llu\n",
+                            i, (unsigned long long)ring_used_bytes(r), i,
+                            (unsigned long long)ring_size(r));
+    }
+    return rc;
+}
+
+/* The round-trip times of the last pong of every connection, as a histogram. */
+static int metrics_render_rtt(const struct shm_seg *seg, struct buf *out)
+{
+    static const double bounds_ms[] = {0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500};
+    uint64_t counts[WSD_ARRAY_LEN(bounds_ms) + 1] = {0}, total = 0;
+    double sum_s = 0;
+    uint32_t high = conn_table_high_water(seg);
+    for (uint32_t i = 0; i < high; i++) {
+        struct conn_table_info info;
+        if (conn_table_snapshot(seg, i, &info) < 0 || info.rtt_us == 0)
+            continue;
+        double ms = info.rtt_us / 1000.0;
+        size_t b = 0;
+        while (b < WSD_ARRAY_LEN(bounds_ms) && ms > bounds_ms[b])
+            b++;
+        counts[b]++;
+        total++;
+        sum_s += ms / 1000.0;
+    }
+    int rc = metrics_printf(out, "# HELP wsd_rtt_seconds last ping round trip per connection\n"
+                                 "# TYPE wsd_rtt_seconds histogram\n");
+    uint64_t cum = 0;
+    for (size_t b = 0; rc == 0 && b < WSD_ARRAY_LEN(bounds_ms); b++) {
+        cum += counts[b];
+        rc = metrics_printf(out, "wsd_rtt_seconds_bucket{le=\"%g\"} %llu\n",
+                            bounds_ms[b] / 1000.0, (unsigned long long)cum);
+    }
+    if (rc == 0)
+        rc = metrics_printf(out,
+                            "wsd_rtt_seconds_bucket{le=\"+Inf\"} %llu\n"
+                            "wsd_rtt_seconds_sum %.6f\nwsd_rtt_seconds_count %llu\n",
+                            (unsigned long long)total, sum_s, (unsigned long long)total);
+    return rc;
+}
+
 int metrics_render(struct worker *w, struct buf *out)
 {
     int rc = metrics_printf(out,
@@ -128,5 +225,9 @@ int metrics_render(struct worker *w, struct buf *out)
         rc = metrics_render_counter(w->seg, &counters[i], out);
     if (rc == 0)
         rc = metrics_render_workers(w->seg, out);
+    if (rc == 0)
+        rc = metrics_render_reasons(w->seg, out);
+    if (rc == 0)
+        rc = metrics_render_rtt(w->seg, out);
     return rc;
 }
