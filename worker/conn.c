@@ -16,6 +16,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Writes larger than this bypass the cork (no extra copy of big messages). */
+#define CONN_CORK_MAX (64 * 1024)
+
 /* How long a lingering close waits for the peer's EOF. */
 #define CONN_LINGER_MS 2000
 /* Bytes written per EPOLLOUT event before other connections get their turn. */
@@ -48,6 +51,10 @@ void conn_kill(struct worker *w, struct conn *c)
     if (c->phase == CONN_DEAD)
         return;
     c->phase = CONN_DEAD;
+    if (w->corked == c) {
+        w->corked = NULL;
+        w->cork.len = 0;
+    }
     if (c->fd >= 0) {
         close(c->fd); /* also removes it from the epoll set */
         c->fd = -1;
@@ -108,10 +115,48 @@ static void conn_check_output(struct worker *w, struct conn *c)
         conn_after_output(w, c);
 }
 
+void conn_cork(struct worker *w, struct conn *c)
+{
+    if (w->corked && w->corked != c)
+        conn_uncork(w);
+    w->corked = c;
+}
+
+void conn_uncork(struct worker *w)
+{
+    struct conn *c = w->corked;
+    w->corked = NULL;
+    if (c != NULL && w->cork.len > 0 && c->phase != CONN_DEAD) {
+        struct iovec iov = {w->cork.data, w->cork.len};
+        w->cork.len = 0;
+        conn_write(w, c, &iov, 1);
+    }
+    w->cork.len = 0;
+    if (w->cork.cap > 4 * CONN_CORK_MAX)
+        buf_fini(&w->cork); /* a burst made it big: do not keep it */
+}
+
+/* Appends a small write to the cork. Returns 1 when taken, 0 when it must go out now. */
+static int conn_cork_take(struct worker *w, const struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (total > CONN_CORK_MAX || buf_reserve(&w->cork, total) < 0) {
+        conn_uncork(w); /* keep the order: what is corked goes first */
+        return 0;
+    }
+    for (int i = 0; i < iovcnt; i++)
+        buf_append(&w->cork, iov[i].iov_base, iov[i].iov_len);
+    return 1;
+}
+
 int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int iovcnt)
 {
     if (c->phase == CONN_DEAD)
         return WSD_ECLOSED;
+    if (w->corked == c && conn_cork_take(w, iov, iovcnt))
+        return 0;
     int64_t n = outq_send(&c->out, c->fd, iov, iovcnt);
     if (n < 0) {
         if (n == WSD_EIO)
@@ -132,6 +177,8 @@ int conn_send_block(struct worker *w, struct conn *c, struct block *blk)
 {
     if (c->phase == CONN_DEAD)
         return WSD_ECLOSED;
+    if (w->corked == c)
+        conn_uncork(w);
     int64_t n = outq_send_block(&c->out, c->fd, blk);
     if (n < 0) {
         conn_kill(w, c);
@@ -180,6 +227,10 @@ void conn_ws_close(struct worker *w, struct conn *c, uint16_t code, const char *
 
 void conn_linger(struct worker *w, struct conn *c)
 {
+    if (c->phase == CONN_DEAD || c->phase == CONN_LINGER)
+        return;
+    if (w->corked == c)
+        conn_uncork(w); /* what was corked goes out before our side shuts down */
     if (c->phase == CONN_DEAD || c->phase == CONN_LINGER)
         return;
     c->phase = CONN_LINGER;

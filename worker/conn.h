@@ -96,6 +96,16 @@ void conn_on_event(struct worker *w, struct conn *c, uint32_t events);
 int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int iovcnt);
 
 /*
+ * Corking: while c is corked, its small writes (up to CONN_CORK_MAX bytes each) are
+ * gathered in the worker's cork buffer instead of going to the socket one by one;
+ * conn_uncork() writes them with one system call. The frame reader corks a connection
+ * for the messages of one read, so replies to pipelined requests leave together. One
+ * connection at a time.
+ */
+void conn_cork(struct worker *w, struct conn *c);
+void conn_uncork(struct worker *w);
+
+/*
  * Queues a shared, already framed block (fan-out). Returns 0 or a negative code (c may
  * then be dead).
  */

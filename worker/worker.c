@@ -520,6 +520,7 @@ int worker_run(const struct worker_init *init)
     w->client_js_len = init->client_js_len;
     w->now_ms = clock_mono_ms();
     buf_init(&w->scratch);
+    buf_init(&w->cork);
     w->rbuf = malloc(WORKER_RBUF_LEN);
     if (w->rbuf == NULL || worker_setup_fds(w, init) < 0)
         return 1;
@@ -536,6 +537,7 @@ int worker_run(const struct worker_init *init)
     table_worker_stop(w);
     free(w->rbuf);
     buf_fini(&w->scratch);
+    buf_fini(&w->cork);
     log_msg(LOG_INFO, "worker exiting");
     free(w->client_js_owned);
     if (w->cfg_owned) {

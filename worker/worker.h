@@ -73,6 +73,8 @@ struct worker {
     int64_t drain_deadline_ms;
     uint8_t *rbuf;                 /* the read buffer shared by every connection */
     struct buf scratch;            /* frame building (compression output) */
+    struct conn *corked;           /* its small writes gather in `cork` (conn_cork) */
+    struct buf cork;
     struct conn *conns;            /* live connections */
     uint32_t num_conns;
     struct conn *dead;             /* freed at the end of the iteration */

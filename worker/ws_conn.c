@@ -131,7 +131,8 @@ static void ws_conn_control(struct worker *w, struct conn *c, const struct ws_ev
     }
 }
 
-void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
+/* Runs the frame reader over p[0..len) and acts on each event. */
+static void ws_conn_frames(struct worker *w, struct conn *c, uint8_t *p, size_t len)
 {
     size_t off = 0;
     while (off < len && (c->phase == CONN_WS || c->phase == CONN_CLOSING)) {
@@ -153,6 +154,13 @@ void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
         if (c->close_received)
             return;
     }
+}
+
+void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
+{
+    conn_cork(w, c); /* the replies to this read leave together */
+    ws_conn_frames(w, c, p, len);
+    conn_uncork(w);
     if (c->phase == CONN_WS && !c->paused && c->out.bytes > w->cfg->output_queue_limit) {
         /* Replies wait to be read: stop reading until they are. */
         c->paused = true;
