@@ -179,14 +179,35 @@ int conn_send_block(struct worker *w, struct conn *c, struct block *blk)
         return WSD_ECLOSED;
     if (w->corked == c)
         conn_uncork(w);
-    int64_t n = outq_send_block(&c->out, c->fd, blk);
-    if (n < 0) {
+    int rc = outq_push_block(&c->out, blk);
+    if (rc < 0) {
         conn_kill(w, c);
-        return (int)n;
+        return rc;
     }
-    table_conn_count_out(w, c, (uint64_t)n);
-    conn_check_output(w, c);
+    if (!c->dirty) {
+        c->dirty = true;
+        c->next_dirty = w->dirty;
+        w->dirty = c;
+    }
     return 0;
+}
+
+void conn_flush_dirty(struct worker *w)
+{
+    while (w->dirty) {
+        struct conn *c = w->dirty;
+        w->dirty = c->next_dirty;
+        c->dirty = false;
+        if (c->phase == CONN_DEAD)
+            continue;
+        int64_t n = outq_flush(&c->out, c->fd, CONN_WRITE_BUDGET);
+        if (n < 0) {
+            conn_kill(w, c);
+            continue;
+        }
+        table_conn_count_out(w, c, (uint64_t)n);
+        conn_check_output(w, c);
+    }
 }
 
 int conn_send_frame(struct worker *w, struct conn *c, uint8_t opcode, const uint8_t *p,

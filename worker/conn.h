@@ -57,6 +57,7 @@ struct conn {
     bool paused;             /* reading paused: our replies wait to be read */
     bool want_out;           /* EPOLLOUT armed */
     bool msgpack;            /* subprotocol wsd.v1.msgpack */
+    bool dirty;              /* on the worker's list of connections to flush */
     int fd;
     uint32_t slot;           /* connection table index, UINT32_MAX before upgrade */
     uint64_t id;             /* connection id (generation << 32 | slot) */
@@ -76,6 +77,7 @@ struct conn {
     struct sockaddr_storage peer;
     struct conn *prev, *next; /* the worker's list of live connections */
     struct conn *next_dead;   /* the end-of-iteration free list */
+    struct conn *next_dirty;  /* the end-of-iteration flush list */
 };
 
 /* Creates a connection for an accepted socket (takes fd). Returns NULL on ENOMEM. */
@@ -106,10 +108,15 @@ void conn_cork(struct worker *w, struct conn *c);
 void conn_uncork(struct worker *w);
 
 /*
- * Queues a shared, already framed block (fan-out). Returns 0 or a negative code (c may
- * then be dead).
+ * Queues a shared, already framed block (fan-out) without writing: the connection is
+ * flushed once at the end of the loop iteration (conn_flush_dirty), so every message a
+ * fan-out or a ring drain brings it leaves in one writev. Returns 0 or WSD_ENOMEM (c is
+ * then dead).
  */
 int conn_send_block(struct worker *w, struct conn *c, struct block *blk);
+
+/* Writes out every connection that conn_send_block() queued on in this iteration. */
+void conn_flush_dirty(struct worker *w);
 
 /*
  * Sends one WebSocket frame (FIN set) with this opcode and payload, compressing data

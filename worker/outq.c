@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #define OUTQ_IOV_MAX 64
+#define OUTQ_KEEP 8 /* entries kept allocated between bursts (128 bytes) */
 
 void outq_init(struct outq *q)
 {
@@ -93,6 +94,14 @@ int64_t outq_send(struct outq *q, int fd, const struct iovec *iov, int iovcnt)
     return written;
 }
 
+int outq_push_block(struct outq *q, struct block *blk)
+{
+    int rc = outq_push(q, block_ref(blk), 0);
+    if (rc < 0)
+        block_unref(blk);
+    return rc;
+}
+
 int64_t outq_send_block(struct outq *q, int fd, struct block *blk)
 {
     int64_t written = 0;
@@ -152,8 +161,8 @@ int64_t outq_flush(struct outq *q, int fd, size_t budget)
         if ((size_t)w < want)
             break;
     }
-    if (q->count == 0) {
-        free(q->ents);
+    if (q->count == 0 && q->cap > OUTQ_KEEP) {
+        free(q->ents); /* a burst grew it: an idle connection keeps at most OUTQ_KEEP */
         outq_init(q);
     }
     return total;

@@ -53,6 +53,9 @@ int64_t outq_send(struct outq *q, int fd, const struct iovec *iov, int iovcnt);
  */
 int64_t outq_send_block(struct outq *q, int fd, struct block *blk);
 
+/* Queues a reference to blk (taking one) without writing. Returns 0 or WSD_ENOMEM. */
+int outq_push_block(struct outq *q, struct block *blk);
+
 /*
  * Writes queued data with writev until the queue is empty, the socket would block, or
  * budget bytes were written. Returns bytes written (>= 0) or WSD_EIO.

@@ -252,6 +252,7 @@ static int worker_loop(struct worker *w)
         for (int i = 0; i < n; i++)
             worker_dispatch(w, &events[i]);
         app_flush(w);
+        conn_flush_dirty(w);
         worker_free_dead(w);
         if (!w->accepting && !w->retiring && w->now_ms >= w->accept_resume_ms)
             worker_set_accepting(w, true);

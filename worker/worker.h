@@ -78,6 +78,7 @@ struct worker {
     struct conn *conns;            /* live connections */
     uint32_t num_conns;
     struct conn *dead;             /* freed at the end of the iteration */
+    struct conn *dirty;            /* flushed at the end of the iteration */
     struct hs_options hs;
     struct pmd_config pmd;
     const char *subprotocols[2];
