@@ -165,8 +165,12 @@ struct shm_seg_worker {
 };
 
 /* Adds n to one statistic of worker w (relaxed; only the owning worker writes). */
+/* A plain load and store, not a locked add: each counter has exactly one writer. */
 #define SHM_SEG_STAT_ADD(w, field, n)                                                     \
-    atomic_fetch_add_explicit(&(w)->stats.field, (uint64_t)(n), memory_order_relaxed)
+    atomic_store_explicit(&(w)->stats.field,                                              \
+                          atomic_load_explicit(&(w)->stats.field, memory_order_relaxed) + \
+                              (uint64_t)(n),                                              \
+                          memory_order_relaxed)
 
 struct shm_seg_header {
     uint64_t magic;
