@@ -2,9 +2,10 @@
 #include "tools/wsbench_ws.h"
 
 #include "core/wsd.h"
+#include "proto/base64.h"
+#include "proto/handshake.h"
+#include "proto/jwt.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,78 +15,22 @@
 
 #define RESPONSE_MAX 8192
 #define KEEP_DEFAULT_MAX (16u << 20)
-#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-static const char b64_std[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char b64_url[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* Base64 of in[0..len) into out (NUL-terminated); padded unless url. Returns its length. */
 static size_t b64_encode(const uint8_t *in, size_t len, char *out, bool url)
 {
-    const char *alpha = url ? b64_url : b64_std;
-    size_t o = 0;
-    size_t i = 0;
-    for (; i + 3 <= len; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = alpha[v >> 18];
-        out[o++] = alpha[(v >> 12) & 63];
-        out[o++] = alpha[(v >> 6) & 63];
-        out[o++] = alpha[v & 63];
-    }
-    if (i < len) {
-        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = alpha[v >> 18];
-        out[o++] = alpha[(v >> 12) & 63];
-        if (i + 1 < len)
-            out[o++] = alpha[(v >> 6) & 63];
-        else if (!url)
-            out[o++] = '=';
-        if (!url)
-            out[o++] = '=';
-    }
-    out[o] = '\0';
-    return o;
-}
-
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+' || c == '-')
-        return 62;
-    if (c == '/' || c == '_')
-        return 63;
-    return -1;
+    size_t n = base64_encode(out, in, len, url ? BASE64_URL : BASE64_STD, !url);
+    out[n] = '\0';
+    return n;
 }
 
 /* Decodes standard or url base64 (padding optional). Returns the length or WSD_EINVAL. */
 static int b64_decode(const char *in, size_t len, uint8_t *out, size_t cap)
 {
-    while (len > 0 && in[len - 1] == '=')
-        len--;
-    uint32_t acc = 0;
-    unsigned bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_value(in[i]);
-        if (v < 0)
-            return WSD_EINVAL;
-        acc = acc << 6 | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o >= cap)
-                return WSD_EINVAL;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    return (int)o;
+    long n = base64_decode(out, cap, in, len, BASE64_STD, BASE64_PAD_OPTIONAL);
+    if (n < 0)
+        n = base64_decode(out, cap, in, len, BASE64_URL, BASE64_PAD_OPTIONAL);
+    return n < 0 ? WSD_EINVAL : (int)n;
 }
 
 static int parse_port(const char *s, size_t len, uint16_t *port)
@@ -145,14 +90,7 @@ void wsbench_ws_make_key(char key[WSBENCH_WS_KEY_LEN + 1])
 
 void wsbench_ws_accept(const char *key, char out[WSBENCH_WS_ACCEPT_LEN + 1])
 {
-    char joined[128];
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    int n = snprintf(joined, sizeof(joined), "%s%s", key, WS_GUID);
-    if (n < 0 || (size_t)n >= sizeof(joined))
-        n = 0;
-    EVP_Digest(joined, (size_t)n, md, &md_len, EVP_sha1(), NULL);
-    b64_encode(md, 20, out, false);
+    hs_accept_key(key, strlen(key), out);
 }
 
 int wsbench_ws_request(char *out, size_t cap, const struct wsbench_url *u, const char *key,
@@ -527,12 +465,8 @@ static int jwt_secret(const char *secret, uint8_t *out, size_t cap)
 
 int wsbench_ws_jwt(char *out, size_t cap, const char *secret, const char *sub, int64_t exp)
 {
-    static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
     char claims[512];
-    char signing[1024];
     uint8_t key[512];
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned int mac_len = 0;
     int key_len = jwt_secret(secret, key, sizeof(key));
     if (key_len < 0)
         return WSD_EINVAL;
@@ -541,15 +475,7 @@ int wsbench_ws_jwt(char *out, size_t cap, const char *secret, const char *sub, i
                       (long long)exp);
     if (cl < 0 || (size_t)cl >= sizeof(claims))
         return WSD_ETOOBIG;
-    size_t n = b64_encode((const uint8_t *)header, sizeof(header) - 1, signing, true);
-    signing[n++] = '.';
-    n += b64_encode((const uint8_t *)claims, (size_t)cl, signing + n, true);
-    HMAC(EVP_sha256(), key, key_len, (const uint8_t *)signing, n, mac, &mac_len);
-    if (n + 2 + 4 * ((mac_len + 2) / 3) >= cap)
-        return WSD_ETOOBIG;
-    memcpy(out, signing, n);
-    out[n++] = '.';
-    n += b64_encode(mac, mac_len, out + n, true);
+    long n = jwt_sign_hs256(out, cap, claims, (size_t)cl, key, (size_t)key_len);
     return (int)n;
 }
 
