@@ -172,3 +172,25 @@ void wsctl_cli_fini(void)
         config_fini(&cli_cfg);
     cli_cfg_loaded = false;
 }
+
+int wsctl_cli_plain_args(struct wsctl_opts *o, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'J'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    int c;
+    optind = 0;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+        if (c == 'J') {
+            o->json = true;
+        } else if (c == 'h') {
+            wsctl_cli_usage(true);
+            return WSCTL_EXIT_OK;
+        } else {
+            return wsctl_cli_bad_option(argv[0], c, argv);
+        }
+    }
+    if (optind != argc)
+        return wsctl_cli_usage_error("%s takes no arguments", argv[0]);
+    return -1;
+}

@@ -47,6 +47,12 @@ int wsctl_cli_usage_error(const char *fmt, ...) WSD_PRINTF(1, 2);
  */
 int wsctl_cli_bad_option(const char *cmd, int c, char **argv);
 
+/*
+ * Parses the options of a command that takes none but --json and --help. Returns -1 to
+ * go on, or the exit status to return (help shown, usage error).
+ */
+int wsctl_cli_plain_args(struct wsctl_opts *o, int argc, char **argv);
+
 /* Prints the usage text to stdout (help) or stderr. */
 void wsctl_cli_usage(bool to_stdout);
 

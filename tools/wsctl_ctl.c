@@ -197,33 +197,10 @@ static int ctl_call(const struct wsctl_opts *o, struct wsctl_json *j, struct buf
     return rc;
 }
 
-/* Parses --json/--help only. Returns -1 to go on, or an exit status. */
-static int ctl_plain_args(struct wsctl_opts *o, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (c == 'J') {
-            o->json = true;
-        } else if (c == 'h') {
-            wsctl_cli_usage(true);
-            return WSCTL_EXIT_OK;
-        } else {
-            return wsctl_cli_bad_option(argv[0], c, argv);
-        }
-    }
-    if (optind != argc)
-        return wsctl_cli_usage_error("%s takes no arguments", argv[0]);
-    return -1;
-}
-
 /* Runs a command without arguments: {"cmd":NAME}. */
 static int ctl_simple(struct wsctl_opts *o, int argc, char **argv, struct buf *reply)
 {
-    int rc = ctl_plain_args(o, argc, argv);
+    int rc = wsctl_cli_plain_args(o, argc, argv);
     if (rc >= 0)
         return rc;
     struct wsctl_json j;

@@ -15,32 +15,6 @@ struct conns_filter {
     int64_t worker; /* -1: any */
 };
 
-/*
- * Parses the options of a command that takes none but --json. Returns -1 to go on, or
- * the exit status to return (help, usage error).
- */
-static int inspect_plain_args(struct wsctl_opts *o, int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'J'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
-    int c;
-    optind = 0;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-        if (c == 'J') {
-            o->json = true;
-        } else if (c == 'h') {
-            wsctl_cli_usage(true);
-            return WSCTL_EXIT_OK;
-        } else {
-            return wsctl_cli_bad_option(argv[0], c, argv);
-        }
-    }
-    if (optind != argc)
-        return wsctl_cli_usage_error("%s takes no arguments", argv[0]);
-    return -1;
-}
-
 const char *wsctl_inspect_ring_fill(char *out, size_t cap, const struct wsctl_worker *w)
 {
     char used[32];
@@ -216,7 +190,7 @@ static int inspect_print_json(const struct wsctl_opts *o, struct wsctl_json *j)
 
 int wsctl_inspect_status(struct wsctl_opts *o, int argc, char **argv)
 {
-    int rc = inspect_plain_args(o, argc, argv);
+    int rc = wsctl_cli_plain_args(o, argc, argv);
     struct wsctl_seg s;
     if (rc >= 0 || (rc = wsctl_seg_open(&s, o)) != 0)
         return rc;
@@ -272,7 +246,7 @@ static int workers_text(const struct wsctl_worker *w, size_t nw)
 
 int wsctl_inspect_workers(struct wsctl_opts *o, int argc, char **argv)
 {
-    int rc = inspect_plain_args(o, argc, argv);
+    int rc = wsctl_cli_plain_args(o, argc, argv);
     struct wsctl_seg s;
     if (rc >= 0 || (rc = wsctl_seg_open(&s, o)) != 0)
         return rc;
@@ -548,7 +522,7 @@ static int names_print(const struct wsctl_opts *o, bool users, const struct wsct
 
 static int names_command(struct wsctl_opts *o, int argc, char **argv, bool users)
 {
-    int rc = inspect_plain_args(o, argc, argv);
+    int rc = wsctl_cli_plain_args(o, argc, argv);
     struct wsctl_seg s;
     if (rc >= 0 || (rc = wsctl_seg_open(&s, o)) != 0)
         return rc;
