@@ -74,6 +74,11 @@ void ws_reader_init(struct ws_reader *r, uint64_t max_message_size, bool allow_r
     utf8_init(&r->utf8);
 }
 
+bool ws_reader_is_idle(const struct ws_reader *r)
+{
+    return r->state == WS_RD_B0 && !r->in_message && !r->failed;
+}
+
 /* True for an uncompressed text message, whose UTF-8 the reader validates. */
 static bool ws_checks_utf8(const struct ws_reader *r)
 {

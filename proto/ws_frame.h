@@ -103,6 +103,14 @@ void ws_reader_init(struct ws_reader *r, uint64_t max_message_size, bool allow_r
                     bool require_mask);
 
 /*
+ * True when the reader is between frames with no fragmented message open and has not
+ * failed: its state is then the same as a fresh reader's with the same configuration,
+ * so one reader can serve many streams (see worker/conn.h) and is copied only when a
+ * read ends inside a frame.
+ */
+bool ws_reader_is_idle(const struct ws_reader *r);
+
+/*
  * Feeds up to len bytes of buf (mutable: payload is unmasked in place). Consumes bytes up
  * to and including the next event and stores it in ev; returns the number of bytes
  * consumed (0 is possible only when len is 0 or the reader has failed). Call again with

@@ -24,19 +24,53 @@
 /* Bytes written per EPOLLOUT event before other connections get their turn. */
 #define CONN_WRITE_BUDGET (1024 * 1024)
 
+struct conn_ext *conn_ext(struct conn *c)
+{
+    if (c->ext == NULL) {
+        c->ext = malloc(sizeof(*c->ext));
+        if (c->ext == NULL)
+            return NULL;
+        memset(&c->ext->peer, 0, sizeof(c->ext->peer));
+        buf_init(&c->ext->in);
+        buf_init(&c->ext->msg);
+        utf8_init(&c->ext->msg_utf8);
+        c->ext->rd_live = false;
+    }
+    return c->ext;
+}
+
+static void conn_ext_free(struct conn *c)
+{
+    if (c->ext == NULL)
+        return;
+    buf_fini(&c->ext->in);
+    buf_fini(&c->ext->msg);
+    free(c->ext);
+    c->ext = NULL;
+}
+
+void conn_ext_trim(struct conn *c)
+{
+    struct conn_ext *x = c->ext;
+    if (x && c->phase != CONN_HTTP && !x->rd_live && x->in.cap == 0 && x->msg.cap == 0)
+        conn_ext_free(c);
+}
+
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer)
 {
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = pool_alloc(&w->conn_pool);
     if (c == NULL)
         return NULL;
+    if (conn_ext(c) == NULL) {
+        pool_free(&w->conn_pool, c);
+        return NULL;
+    }
+    c->ext->peer = *peer;
     c->kind = EV_CONN;
     c->phase = CONN_HTTP;
     c->fd = fd;
     c->slot = UINT32_MAX;
-    c->peer = *peer;
     c->deadline_ms = w->now_ms + (int64_t)w->cfg->header_timeout * 1000;
-    buf_init(&c->in);
-    buf_init(&c->msg);
     outq_init(&c->out);
     c->next = w->conns;
     if (w->conns)
@@ -77,14 +111,13 @@ void conn_free(struct worker *w, struct conn *c)
        a fan-out over the very group it would leave. */
     if (c->app)
         app_on_close(w, c);
-    buf_fini(&c->in);
-    buf_fini(&c->msg);
+    conn_ext_free(c);
     outq_fini(&c->out);
     if (c->pmd) {
         pmd_stream_fini(c->pmd);
         free(c->pmd);
     }
-    free(c);
+    pool_free(&w->conn_pool, c);
 }
 
 /* After output progress: finish a linger/close step that waited for the queue. */
@@ -256,8 +289,11 @@ void conn_linger(struct worker *w, struct conn *c)
         return;
     c->phase = CONN_LINGER;
     c->deadline_ms = w->now_ms + CONN_LINGER_MS;
-    buf_fini(&c->in);
-    buf_fini(&c->msg);
+    if (c->ext) { /* nothing more is read: drop partial input (the struct goes later) */
+        buf_fini(&c->ext->in);
+        buf_fini(&c->ext->msg);
+        c->ext->rd_live = false;
+    }
     if (c->paused) {
         c->paused = false;
         worker_update_events(w, c);

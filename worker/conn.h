@@ -6,10 +6,13 @@
  * the deadline) -> DEAD (freed at the end of the loop iteration). A plain HTTP request
  * goes HTTP -> LINGER after its response.
  *
- * An idle connection holds no read buffer: bytes are read into the worker's shared
- * buffer and the frame reader keeps partial headers itself. A connection owns a buffer
- * only while it holds a partial request head or an unfinished fragmented or compressed
- * message.
+ * Memory: an idle WebSocket connection is 128 bytes from the worker's connection pool
+ * (core/pool.h) plus its slot in the shared connection table. Bytes are read into the
+ * worker's read buffer and framed by the worker's frame reader; whatever must outlive
+ * one read lives in a struct conn_ext allocated on demand: the peer address and a
+ * partial request head in the HTTP phase, a frame reader stopped inside a frame, an
+ * unfinished fragmented or compressed message. conn_ext_trim() frees it once it holds
+ * nothing again.
  */
 #ifndef WSD_WORKER_CONN_H
 #define WSD_WORKER_CONN_H
@@ -48,6 +51,16 @@ enum ev_kind {
     EV_RING,
 };
 
+/* What a connection holds only while it needs it (see the top of this file). */
+struct conn_ext {
+    struct sockaddr_storage peer; /* HTTP phase: the remote address */
+    struct buf in;                /* HTTP phase: partial request head */
+    struct buf msg;               /* partial fragmented / compressed message */
+    struct utf8_state msg_utf8;   /* validation of inflated text */
+    bool rd_live;                 /* rd holds this connection's reader inside a frame */
+    struct ws_reader rd;
+};
+
 struct conn {
     uint8_t kind;            /* EV_CONN */
     uint8_t phase;           /* enum conn_phase */
@@ -58,30 +71,34 @@ struct conn {
     bool want_out;           /* EPOLLOUT armed */
     bool msgpack;            /* subprotocol wsd.v1.msgpack */
     bool dirty;              /* on the worker's list of connections to flush */
+    bool seen_since_ping;    /* a frame arrived since the last ping */
+    uint16_t close_code;     /* code of the close frame we sent */
     int fd;
     uint32_t slot;           /* connection table index, UINT32_MAX before upgrade */
+    uint32_t missed_pings;   /* consecutive pings with no sign of life before the next */
     uint64_t id;             /* connection id (generation << 32 | slot) */
     int64_t deadline_ms;     /* header, close or linger deadline; 0 = none */
     int64_t next_ping_ms;    /* when the next heartbeat ping is due */
     int64_t ping_sent_us;    /* monotonic time of the unanswered ping, 0 = none */
-    uint32_t missed_pings;   /* consecutive pings with no sign of life before the next */
-    bool seen_since_ping;    /* a frame arrived since the last ping */
-    uint16_t close_code;     /* code of the close frame we sent */
-    struct buf in;           /* HTTP phase: partial request head */
-    struct buf msg;          /* partial fragmented / compressed message */
-    struct utf8_state msg_utf8; /* validation of inflated text */
-    struct ws_reader rd;
+    struct conn_ext *ext;    /* NULL while the connection holds no partial state */
     struct pmd_stream *pmd;  /* permessage-deflate state, NULL when not negotiated */
     struct app_conn *app;    /* messaging state on ws_path, NULL elsewhere */
     struct outq out;
-    struct sockaddr_storage peer;
     struct conn *prev, *next; /* the worker's list of live connections */
     struct conn *next_dead;   /* the end-of-iteration free list */
     struct conn *next_dirty;  /* the end-of-iteration flush list */
 };
 
+_Static_assert(sizeof(struct conn) <= 128, "an idle connection fits 128 bytes of pool");
+
 /* Creates a connection for an accepted socket (takes fd). Returns NULL on ENOMEM. */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer);
+
+/* Returns c's conn_ext, allocating it when c has none; NULL on ENOMEM. */
+struct conn_ext *conn_ext(struct conn *c);
+
+/* Frees c's conn_ext when it holds nothing any more (never in the HTTP phase). */
+void conn_ext_trim(struct conn *c);
 
 /* Marks the connection dead: socket closed at once, memory freed at the end of the
  * loop iteration (events already fetched for it are then skipped). */

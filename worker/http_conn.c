@@ -62,7 +62,7 @@ static void http_serve_health(struct worker *w, struct conn *c)
 static void http_serve_metrics(struct worker *w, struct conn *c)
 {
     if (!config_cidr_match(w->cfg->metrics_allow, w->cfg->num_metrics_allow,
-                           (const struct sockaddr *)&c->peer)) {
+                           (const struct sockaddr *)&c->ext->peer)) {
         http_conn_fail(w, c, 403, "metrics are not served to this address");
         return;
     }
@@ -77,9 +77,10 @@ static void http_serve_metrics(struct worker *w, struct conn *c)
     buf_fini(&out);
 }
 
-/* Upgrades c per res; pipelined bytes after the head (in c->in) go to the frame reader. */
+/* Upgrades c per res; bytes pipelined after the head (rest[0..rest_len)) go to the frame
+ * reader. */
 static void http_upgrade(struct worker *w, struct conn *c, const struct hs_result *res,
-                         const struct http_request *req, size_t head_len,
+                         const struct http_request *req, uint8_t *rest, size_t rest_len,
                          enum conn_route route)
 {
     if (table_conn_acquire(w, c) < 0) {
@@ -101,19 +102,13 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
     ws_conn_start(w, c, res, req);
     if (c->phase != CONN_WS)
         return;
-    buf_consume(&c->in, head_len);
-    if (c->in.len > 0) {
-        struct buf rest = c->in;
-        buf_init(&c->in);
-        ws_conn_feed(w, c, rest.data, rest.len);
-        buf_fini(&rest);
-    } else {
-        buf_fini(&c->in);
-    }
+    if (rest_len > 0)
+        ws_conn_feed(w, c, rest, rest_len);
+    conn_ext_trim(c);
 }
 
 static void http_route(struct worker *w, struct conn *c, const struct http_request *req,
-                       size_t head_len)
+                       uint8_t *rest, size_t rest_len)
 {
     const struct config *cfg = w->cfg;
     enum conn_route route = CONN_ROUTE_NONE;
@@ -158,29 +153,19 @@ static void http_route(struct worker *w, struct conn *c, const struct http_reque
             conn_linger(w, c);
         return;
     }
-    http_upgrade(w, c, &res, req, head_len, route);
+    http_upgrade(w, c, &res, req, rest, rest_len, route);
 }
 
-void http_conn_on_readable(struct worker *w, struct conn *c)
+/* Parses the request head in p[0..len) and acts on it (p may be the worker's read
+ * buffer or the connection's own; what follows the head is handed on in place).
+ * Returns true when the head is still incomplete: then nothing was done. */
+static bool http_conn_parse(struct worker *w, struct conn *c, uint8_t *p, size_t len)
 {
     size_t max = w->cfg->max_header_size;
-    if (buf_reserve(&c->in, max + 1 - WSD_MIN(c->in.len, max)) < 0) {
-        conn_kill(w, c);
-        return;
-    }
-    ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len, MSG_DONTWAIT);
-    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK)) {
-        conn_kill(w, c);
-        return;
-    }
-    if (n < 0)
-        return;
-    c->in.len += (size_t)n;
     struct http_request req;
-    int rc = http_parse_request((const char *)c->in.data, c->in.len, max, w->cfg->max_headers,
-                                &req);
+    int rc = http_parse_request((const char *)p, len, max, w->cfg->max_headers, &req);
     if (rc == WSD_EAGAIN)
-        return;
+        return true;
     if (rc == WSD_ETOOBIG)
         http_conn_fail(w, c, 431, "request header fields too large");
     else if (rc == WSD_EPROTO)
@@ -188,5 +173,48 @@ void http_conn_on_readable(struct worker *w, struct conn *c)
     else if (rc < 0)
         http_conn_fail(w, c, 400, "malformed request");
     else
-        http_route(w, c, &req, (size_t)rc);
+        http_route(w, c, &req, p + rc, len - (size_t)rc);
+    return false;
+}
+
+/*
+ * A request head that arrives in one read is parsed in the worker's read buffer; only a
+ * head split over reads is gathered in the connection's conn_ext (up to max_header_size
+ * + 1 bytes, enough to tell that it is too large).
+ */
+void http_conn_on_readable(struct worker *w, struct conn *c)
+{
+    struct conn_ext *x = c->ext;
+    size_t max = w->cfg->max_header_size;
+    uint8_t *dst = w->rbuf;
+    size_t room = WORKER_RBUF_LEN;
+    if (x->in.len > 0) {
+        if (buf_reserve(&x->in, max + 1 - WSD_MIN(x->in.len, max)) < 0) {
+            conn_kill(w, c);
+            return;
+        }
+        dst = x->in.data + x->in.len;
+        room = x->in.cap - x->in.len;
+    }
+    ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
+    if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK)) {
+        conn_kill(w, c);
+        return;
+    }
+    if (n < 0)
+        return;
+    if (dst == w->rbuf) {
+        bool partial = http_conn_parse(w, c, w->rbuf, (size_t)n);
+        if (partial && buf_append(&x->in, w->rbuf, (size_t)n) < 0)
+            conn_kill(w, c);
+        return;
+    }
+    x->in.len += (size_t)n;
+    /* The pipelined tail is framed from the buffer: it must not move or go meanwhile. */
+    struct buf head = x->in;
+    buf_init(&x->in);
+    if (http_conn_parse(w, c, head.data, head.len))
+        x->in = head; /* still partial: keep gathering */
+    else
+        buf_fini(&head);
 }

@@ -10,7 +10,7 @@
 
 #define OUTQ_IOV_MAX 64
 #define OUTQ_JOIN_MAX 2048 /* two-part writes up to this size are joined into one send */
-#define OUTQ_KEEP 8 /* entries kept allocated between bursts (128 bytes) */
+#define OUTQ_KEEP 4 /* entries kept allocated between bursts (80 bytes with the indexes) */
 
 void outq_init(struct outq *q)
 {
@@ -19,28 +19,33 @@ void outq_init(struct outq *q)
 
 void outq_fini(struct outq *q)
 {
-    for (uint32_t i = 0; i < q->count; i++)
-        block_unref(q->ents[(q->head + i) & (q->cap - 1)].blk);
-    free(q->ents);
+    struct outq_ring *r = q->ring;
+    if (r != NULL) {
+        for (uint32_t i = 0; i < r->count; i++)
+            block_unref(r->ents[(r->head + i) & (r->cap - 1)].blk);
+        free(r);
+    }
     outq_init(q);
 }
 
 static int outq_push(struct outq *q, struct block *blk, uint32_t off)
 {
-    if (q->count == q->cap) {
-        uint32_t cap = q->cap ? q->cap * 2 : 4;
-        struct outq_ent *ents = malloc(sizeof(*ents) * cap);
-        if (ents == NULL)
+    struct outq_ring *r = q->ring;
+    if (r == NULL || r->count == r->cap) {
+        uint32_t cap = r ? r->cap * 2 : OUTQ_KEEP;
+        struct outq_ring *n = malloc(sizeof(*n) + sizeof(n->ents[0]) * cap);
+        if (n == NULL)
             return WSD_ENOMEM;
-        for (uint32_t i = 0; i < q->count; i++)
-            ents[i] = q->ents[(q->head + i) & (q->cap - 1)];
-        free(q->ents);
-        q->ents = ents;
-        q->cap = cap;
-        q->head = 0;
+        n->head = 0;
+        n->count = r ? r->count : 0;
+        n->cap = cap;
+        for (uint32_t i = 0; i < n->count; i++)
+            n->ents[i] = r->ents[(r->head + i) & (r->cap - 1)];
+        free(r);
+        q->ring = r = n;
     }
-    q->ents[(q->head + q->count) & (q->cap - 1)] = (struct outq_ent){blk, off};
-    q->count++;
+    r->ents[(r->head + r->count) & (r->cap - 1)] = (struct outq_ent){blk, off};
+    r->count++;
     q->bytes += blk->len - off;
     return 0;
 }
@@ -82,7 +87,7 @@ int64_t outq_send(struct outq *q, int fd, const struct iovec *iov, int iovcnt)
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     int64_t written = 0;
-    if (q->count == 0) {
+    if (outq_is_empty(q)) {
         written = write_iov(fd, iov, iovcnt);
         if (written < 0 || (size_t)written == total)
             return written;
@@ -121,7 +126,7 @@ int outq_push_block(struct outq *q, struct block *blk)
 int64_t outq_send_block(struct outq *q, int fd, struct block *blk)
 {
     int64_t written = 0;
-    if (q->count == 0) {
+    if (outq_is_empty(q)) {
         struct iovec iov = {blk->data, blk->len};
         written = write_iov(fd, &iov, 1);
         if (written < 0 || (uint64_t)written == blk->len)
@@ -138,9 +143,10 @@ int64_t outq_send_block(struct outq *q, int fd, struct block *blk)
 /* Drops n written bytes from the front of the queue. */
 static void outq_advance(struct outq *q, size_t n)
 {
+    struct outq_ring *r = q->ring;
     q->bytes -= n;
     while (n > 0) {
-        struct outq_ent *e = &q->ents[q->head];
+        struct outq_ent *e = &r->ents[r->head];
         size_t left = e->blk->len - e->off;
         if (n < left) {
             e->off += (uint32_t)n;
@@ -148,20 +154,21 @@ static void outq_advance(struct outq *q, size_t n)
         }
         n -= left;
         block_unref(e->blk);
-        q->head = (q->head + 1) & (q->cap - 1);
-        q->count--;
+        r->head = (r->head + 1) & (r->cap - 1);
+        r->count--;
     }
 }
 
 int64_t outq_flush(struct outq *q, int fd, size_t budget)
 {
+    struct outq_ring *r = q->ring;
     int64_t total = 0;
-    while (q->count > 0 && (size_t)total < budget) {
+    while (r != NULL && r->count > 0 && (size_t)total < budget) {
         struct iovec iov[OUTQ_IOV_MAX];
         int n = 0;
         size_t want = 0;
-        for (uint32_t i = 0; i < q->count && n < OUTQ_IOV_MAX; i++) {
-            struct outq_ent *e = &q->ents[(q->head + i) & (q->cap - 1)];
+        for (uint32_t i = 0; i < r->count && n < OUTQ_IOV_MAX; i++) {
+            struct outq_ent *e = &r->ents[(r->head + i) & (r->cap - 1)];
             iov[n].iov_base = e->blk->data + e->off;
             iov[n].iov_len = e->blk->len - e->off;
             want += iov[n].iov_len;
@@ -177,9 +184,9 @@ int64_t outq_flush(struct outq *q, int fd, size_t budget)
         if ((size_t)w < want)
             break;
     }
-    if (q->count == 0 && q->cap > OUTQ_KEEP) {
-        free(q->ents); /* a burst grew it: an idle connection keeps at most OUTQ_KEEP */
-        outq_init(q);
+    if (r != NULL && r->count == 0 && r->cap > OUTQ_KEEP) {
+        free(r); /* a burst grew it: an idle connection keeps at most OUTQ_KEEP */
+        q->ring = NULL;
     }
     return total;
 }

@@ -105,7 +105,7 @@ static void table_addr(const struct sockaddr_storage *ss, struct conn_table_addr
 int table_conn_acquire(struct worker *w, struct conn *c)
 {
     struct conn_table_addr a;
-    table_addr(&c->peer, &a);
+    table_addr(&c->ext->peer, &a);
     uint64_t id;
     int rc = conn_table_alloc(w->seg, (uint32_t)w->id, &a, clock_wall_ms(), w->now_ms, &id);
     if (rc < 0) {

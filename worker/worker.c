@@ -328,6 +328,9 @@ static void worker_setup_options(struct worker *w)
         .num_subprotocols = 2,
         .deflate = &w->pmd,
     };
+    /* Between reads the shared reader is always at a frame boundary: re-arming it with
+       the new limit loses nothing. */
+    ws_reader_init(&w->rd, cfg->max_message_size, false, true);
 }
 
 /* ---- reload ---- */
@@ -474,8 +477,9 @@ static void worker_apply_logging(const struct config *old, const struct config *
 
 /*
  * HUP: loads the file again and swaps the configuration. What points into the old one
- * (handshake options, the deflate settings) is rebuilt before it is freed; connections
- * keep copies of what they use (their reader's message limit, their deflate streams).
+ * (handshake options, the deflate settings, the shared frame reader's message limit) is
+ * rebuilt before it is freed; connections keep copies of what they use (the limit of a
+ * reader stopped inside a frame, their deflate streams).
  */
 static void worker_reload(struct worker *w)
 {
@@ -522,6 +526,7 @@ int worker_run(const struct worker_init *init)
     w->now_ms = clock_mono_ms();
     buf_init(&w->scratch);
     buf_init(&w->cork);
+    pool_init(&w->conn_pool, sizeof(struct conn), 256 * 1024);
     w->rbuf = malloc(WORKER_RBUF_LEN);
     if (w->rbuf == NULL || worker_setup_fds(w, init) < 0)
         return 1;
@@ -537,6 +542,7 @@ int worker_run(const struct worker_init *init)
     app_fini(w);
     table_worker_stop(w);
     free(w->rbuf);
+    pool_fini(&w->conn_pool);
     buf_fini(&w->scratch);
     buf_fini(&w->cork);
     log_msg(LOG_INFO, "worker exiting");

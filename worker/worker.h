@@ -21,8 +21,10 @@
 
 #include "core/buf.h"
 #include "core/config.h"
+#include "core/pool.h"
 #include "proto/deflate.h"
 #include "proto/handshake.h"
+#include "proto/ws_frame.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -72,6 +74,8 @@ struct worker {
     int64_t now_ms;                /* monotonic time of this loop iteration */
     int64_t drain_deadline_ms;
     uint8_t *rbuf;                 /* the read buffer shared by every connection */
+    struct ws_reader rd;           /* the frame reader of every connection between frames */
+    struct pool conn_pool;         /* struct conn */
     struct buf scratch;            /* frame building (compression output) */
     struct conn *corked;           /* its small writes gather in `cork` (conn_cork) */
     struct buf cork;

@@ -21,7 +21,6 @@ void ws_conn_start(struct worker *w, struct conn *c, const struct hs_result *res
     const struct config *cfg = w->cfg;
     c->phase = CONN_WS;
     c->deadline_ms = 0;
-    ws_reader_init(&c->rd, cfg->max_message_size, res->deflate, true);
     if (res->deflate) {
         c->pmd = malloc(sizeof(*c->pmd));
         if (c->pmd == NULL) {
@@ -57,15 +56,16 @@ static void ws_conn_message(struct worker *w, struct conn *c, uint8_t opcode,
 /* Releases the message buffer: an idle connection keeps none. */
 static void ws_conn_msg_done(struct conn *c)
 {
-    buf_fini(&c->msg);
+    buf_fini(&c->ext->msg);
 }
 
-static void ws_conn_inflate(struct worker *w, struct conn *c, const struct ws_event *ev)
+static void ws_conn_inflate(struct worker *w, struct conn *c, struct conn_ext *x,
+                            const struct ws_event *ev)
 {
-    size_t before = c->msg.len;
+    size_t before = x->msg.len;
     if (ev->first)
-        utf8_init(&c->msg_utf8);
-    int rc = pmd_inflate(c->pmd, ev->data, ev->len, ev->fin, &c->msg,
+        utf8_init(&x->msg_utf8);
+    int rc = pmd_inflate(c->pmd, ev->data, ev->len, ev->fin, &x->msg,
                          w->cfg->max_message_size);
     if (rc == WSD_ETOOBIG) {
         ws_conn_fail(w, c, WS_CLOSE_TOO_BIG, "inflated message too big");
@@ -81,8 +81,8 @@ static void ws_conn_inflate(struct worker *w, struct conn *c, const struct ws_ev
     }
     if (ev->opcode != WS_OP_TEXT)
         return;
-    if (utf8_feed(&c->msg_utf8, c->msg.data + before, c->msg.len - before) < 0 ||
-        (ev->fin && !utf8_is_complete(&c->msg_utf8)))
+    if (utf8_feed(&x->msg_utf8, x->msg.data + before, x->msg.len - before) < 0 ||
+        (ev->fin && !utf8_is_complete(&x->msg_utf8)))
         ws_conn_fail(w, c, WS_CLOSE_INVALID_DATA, "invalid utf-8 in text message");
 }
 
@@ -94,15 +94,20 @@ static void ws_conn_data(struct worker *w, struct conn *c, const struct ws_event
         ws_conn_message(w, c, ev->opcode, ev->data, ev->len);
         return;
     }
+    struct conn_ext *x = conn_ext(c);
+    if (x == NULL) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
     if (ev->compressed) {
-        ws_conn_inflate(w, c, ev);
-    } else if (buf_append(&c->msg, ev->data, ev->len) < 0) {
+        ws_conn_inflate(w, c, x, ev);
+    } else if (buf_append(&x->msg, ev->data, ev->len) < 0) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
     }
     if (c->phase != CONN_WS || !ev->fin)
         return;
-    ws_conn_message(w, c, ev->opcode, c->msg.data ? c->msg.data : (const uint8_t *)"",
-                    c->msg.len);
+    ws_conn_message(w, c, ev->opcode, x->msg.data ? x->msg.data : (const uint8_t *)"",
+                    x->msg.len);
     ws_conn_msg_done(c);
 }
 
@@ -131,13 +136,14 @@ static void ws_conn_control(struct worker *w, struct conn *c, const struct ws_ev
     }
 }
 
-/* Runs the frame reader over p[0..len) and acts on each event. */
-static void ws_conn_frames(struct worker *w, struct conn *c, uint8_t *p, size_t len)
+/* Runs the frame reader r over p[0..len) and acts on each event. */
+static void ws_conn_frames(struct worker *w, struct conn *c, struct ws_reader *r, uint8_t *p,
+                           size_t len)
 {
     size_t off = 0;
     while (off < len && (c->phase == CONN_WS || c->phase == CONN_CLOSING)) {
         struct ws_event ev;
-        off += ws_reader_feed(&c->rd, p + off, len - off, &ev);
+        off += ws_reader_feed(r, p + off, len - off, &ev);
         switch (ev.type) {
         case WS_EV_DATA:
             ws_conn_data(w, c, &ev);
@@ -156,11 +162,43 @@ static void ws_conn_frames(struct worker *w, struct conn *c, uint8_t *p, size_t 
     }
 }
 
+/*
+ * Frames p[0..len) with the connection's own reader when a previous read stopped inside
+ * a frame, else with the worker's shared one; a shared reader left inside a frame is
+ * copied into the connection's conn_ext and the shared one re-armed.
+ */
+static void ws_conn_read_frames(struct worker *w, struct conn *c, uint8_t *p, size_t len)
+{
+    bool alive;
+    if (c->ext && c->ext->rd_live) {
+        ws_conn_frames(w, c, &c->ext->rd, p, len);
+        alive = c->phase == CONN_WS || c->phase == CONN_CLOSING;
+        if (alive && ws_reader_is_idle(&c->ext->rd))
+            c->ext->rd_live = false;
+        return;
+    }
+    struct ws_reader *r = &w->rd;
+    r->allow_rsv1 = c->pmd != NULL;
+    ws_conn_frames(w, c, r, p, len);
+    if (ws_reader_is_idle(r))
+        return;
+    alive = c->phase == CONN_WS || c->phase == CONN_CLOSING;
+    struct conn_ext *x = alive ? conn_ext(c) : NULL;
+    if (x != NULL) {
+        x->rd = *r;
+        x->rd_live = true;
+    } else if (alive) {
+        ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
+    }
+    ws_reader_init(r, w->cfg->max_message_size, false, true);
+}
+
 void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
 {
     conn_cork(w, c); /* the replies to this read leave together */
-    ws_conn_frames(w, c, p, len);
+    ws_conn_read_frames(w, c, p, len);
     conn_uncork(w);
+    conn_ext_trim(c);
     if (c->phase == CONN_WS && !c->paused && c->out.bytes > w->cfg->output_queue_limit) {
         /* Replies wait to be read: stop reading until they are. */
         c->paused = true;

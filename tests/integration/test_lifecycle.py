@@ -463,7 +463,7 @@ def test_hup_applies_live_settings_without_closing_anyone(wsd4):
             [403] * 24
         assert upgrade_status(wsd.port, b"http://good.example") == 101
         assert upgrade_status(wsd.port) == 101  # no Origin: not a browser
-        # max_message_size applies to connections opened from now on.
+        # max_message_size applies at once, to new connections ...
         async with websockets.connect(wsd.url + "/echo", compression=None) as ws:
             await ws.send("y" * 100000)
             with pytest.raises(websockets.ConnectionClosed) as ei:
@@ -474,14 +474,19 @@ def test_hup_applies_live_settings_without_closing_anyone(wsd4):
         await pool.stop()
         assert not pool.errors(), pool.errors()[:3]
         assert not pool.closed(), [c["code"] for c in pool.closed()][:5]
-        await old["ws"].send("z" * 100000)  # an existing reader keeps its limit
-        assert await old["ws"].recv() == "z" * 100000
         assert await pool.all_echo(pool.conns)
+        # ... and to the next message on those that were open.
+        await old["ws"].send("z" * 65536)
+        assert await old["ws"].recv() == "z" * 65536
+        await old["ws"].send("z" * 65537)
+        with pytest.raises(websockets.ConnectionClosed) as ei:
+            await old["ws"].recv()
+        assert ei.value.rcvd.code == 1009
         for c in pool.conns:
             assert EchoPool.max_gap(c, t_hup, c["times"][-1]) < 1.5
         after = closes(wsd.port)
         diff = {k: after[k] - before_closes.get(k, 0) for k in after}
-        assert diff["1001"] == 0 and diff["1006"] == 0 and diff["1009"] == 1, diff
+        assert diff["1001"] == 0 and diff["1006"] == 0 and diff["1009"] == 2, diff
         assert slot_pids(wsd) == pids
         await pool.close()
         return t_hup

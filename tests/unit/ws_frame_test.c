@@ -1156,3 +1156,87 @@ Test(ws_frame, close_payload_round_trips_through_the_reader)
     expect_all(&server, &in, bytes_str(&ex));
     bytes_free(&ex);
 }
+
+/*
+ * The worker shares one reader between its connections and copies it into a connection
+ * only when a read ends inside a frame: that is sound only if ws_reader_is_idle() is true
+ * exactly at message boundaries, where a fresh reader would behave the same.
+ */
+Test(ws_frame, reader_is_idle_exactly_between_messages)
+{
+    struct bytes in = {0};
+    struct ws_reader r;
+    struct ws_event ev;
+    /* idle only after a frame that ends outside a message */
+    add_str(&in, FIN | WS_OP_TEXT, "ab"); /* 8 bytes: idle after the last */
+    add_str(&in, WS_OP_BINARY, "c");      /* 7: opens a message, never idle */
+    add_str(&in, FIN | WS_OP_PING, "");   /* 6: a control frame inside the message */
+    add_str(&in, FIN | WS_OP_CONT, "d");  /* 7: idle after the last */
+    add_str(&in, FIN | WS_OP_PONG, "");   /* 6: idle after the last */
+    size_t ends[] = {8, 8 + 7 + 6 + 7, 8 + 7 + 6 + 7 + 6};
+    ws_reader_init(&r, 0, false, true);
+    cr_assert(ws_reader_is_idle(&r));
+    size_t e = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        size_t used = ws_reader_feed(&r, in.p + i, 1, &ev);
+        cr_assert_eq(used, 1);
+        bool at_end = e < sizeof(ends) / sizeof(ends[0]) && i + 1 == ends[e];
+        cr_assert_eq(ws_reader_is_idle(&r), at_end, "after byte %zu", i);
+        e += at_end;
+    }
+    cr_assert_eq(e, 3);
+    uint8_t bad[2] = {0x83, 0x80};
+    cr_assert_eq(ws_reader_feed(&r, bad, 2, &ev), 1);
+    cr_assert_eq(ev.type, WS_EV_ERROR);
+    cr_assert_not(ws_reader_is_idle(&r), "a failed reader is not idle");
+    bytes_free(&in);
+}
+
+/* What the worker does: a fresh reader at every boundary, a copy carried across reads
+   that end inside a frame. The transcript must be the one reader's. */
+Test(ws_frame, fresh_reader_at_boundaries_and_copies_inside_frames_match_one_reader)
+{
+    struct bytes in = {0};
+    add_str(&in, FIN | WS_OP_TEXT, "hello");
+    add_str(&in, WS_OP_TEXT, "fra");
+    add_str(&in, FIN | WS_OP_PING, "p");
+    add_str(&in, FIN | WS_OP_CONT, "gment");
+    add_str(&in, FIN | WS_OP_BINARY, "");
+    add_close(&in, 1000, "bye");
+    char *one = run_feed(&server, in.p, in.len, 0);
+    for (size_t step = 1; step <= 9; step++) {
+        struct bytes t = {0}, buf = {0};
+        struct ws_reader shared, own;
+        bool live = false;
+        bytes_add(&buf, in.p, in.len); /* the reader unmasks in place */
+        ws_reader_init(&shared, 0, false, true);
+        for (size_t off = 0; off < in.len;) {
+            size_t n = WSD_MIN(step, in.len - off);
+            struct ws_reader *r = live ? &own : &shared;
+            size_t pos = off;
+            while (pos < off + n) {
+                struct ws_event ev;
+                pos += ws_reader_feed(r, buf.p + pos, off + n - pos, &ev);
+                if (ev.type == WS_EV_DATA && ev.fin)
+                    bytes_printf(&t, "D%u;", ev.opcode);
+                else if (ev.type == WS_EV_CONTROL)
+                    bytes_printf(&t, "C%u;", ev.opcode);
+                cr_assert_neq(ev.type, WS_EV_ERROR, "step %zu pos %zu: %s", step, pos, ev.error);
+            }
+            off += n;
+            if (live && ws_reader_is_idle(&own)) {
+                live = false;
+            } else if (!live && !ws_reader_is_idle(&shared)) {
+                own = shared;
+                live = true;
+                ws_reader_init(&shared, 0, false, true);
+            }
+        }
+        cr_assert_str_eq(bytes_str(&t), "D1;C9;D1;D2;C8;", "step %zu", step);
+        bytes_free(&t);
+        bytes_free(&buf);
+    }
+    cr_assert_str_eq(one, "T:hello;PING:p;T:fragment;B:;CLOSE:1000:bye;");
+    free(one);
+    bytes_free(&in);
+}
