@@ -27,8 +27,9 @@ struct pool_chunk {
     size_t bytes;
 };
 
-/* The chunk header takes the first 16 bytes; objects follow. */
-#define POOL_HDR 16
+/* The chunk header takes the first cache line; objects follow, so an object whose size
+   is a multiple of 64 starts on a line of its own. */
+#define POOL_HDR 64
 _Static_assert(sizeof(struct pool_chunk) <= POOL_HDR, "chunk header fits");
 
 void pool_init(struct pool *p, size_t obj_size, size_t chunk_bytes)

@@ -3,7 +3,8 @@
  *
  * Objects are carved from chunks mapped with mmap and kept on a free list, so an object
  * costs its size rounded up to 16 bytes and nothing else: no allocator header, no
- * fragmentation between objects of other sizes. Chunks stay mapped until pool_fini();
+ * fragmentation between objects of other sizes. Objects of a multiple of 64 bytes are
+ * cache-line aligned. Chunks stay mapped until pool_fini();
  * a page of a chunk is touched only when an object in it is first handed out.
  */
 #ifndef WSD_CORE_POOL_H

@@ -11,7 +11,9 @@
  *
  * Writes are batched: store_batch_begin(), any number of appends, acks and session
  * writes, then store_batch_commit() makes all of them durable at once (one transaction;
- * group commit per event-loop iteration). Reads see committed data only.
+ * group commit per event-loop iteration). Reads see committed data and, inside an open
+ * batch, that batch's appends (LMDB reads through the batch's transaction; Redis applies
+ * each append at once).
  *
  * Two backends implement this interface: LMDB (store lmdb:DIR, embedded, shared by every
  * process of the instance) and Redis Streams (store redis://HOST:PORT[/DB]). Every

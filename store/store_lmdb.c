@@ -128,10 +128,17 @@ static int lm_txn_begin(struct store_lmdb *l, unsigned flags, MDB_txn **txn)
     return lm_err(rc);
 }
 
+/* Reads inside an open batch go through its write transaction, so they see the batch's
+ * own appends (a login in the middle of a batch must replay what the batch appended
+ * before it: those records went to the rings before this worker had the member). */
 static int lm_read_begin(struct store_lmdb *l, MDB_txn **txn)
 {
     int rc;
 
+    if (l->wtxn != NULL) {
+        *txn = l->wtxn;
+        return 0;
+    }
     if (l->rtxn == NULL) {
         rc = lm_txn_begin(l, MDB_RDONLY, &l->rtxn);
         if (rc < 0)
@@ -149,9 +156,10 @@ static int lm_read_begin(struct store_lmdb *l, MDB_txn **txn)
     return 0;
 }
 
-static void lm_read_end(struct store_lmdb *l)
+static void lm_read_end(struct store_lmdb *l, MDB_txn *txn)
 {
-    mdb_txn_reset(l->rtxn);
+    if (txn != l->wtxn)
+        mdb_txn_reset(txn);
 }
 
 /* The batch's transaction, or a new one of the caller's own (*own set). */
@@ -583,7 +591,7 @@ static int lm_channel_info(struct store *s, const char *channel, struct store_ch
     if (rc < 0)
         return rc;
     rc = lm_meta_load(l, txn, channel, strlen(channel), &m);
-    lm_read_end(l);
+    lm_read_end(l, txn);
     if (rc < 0)
         return WSD_EIO;
     out->last_offset = m.last_offset;
@@ -647,7 +655,7 @@ static int lm_read(struct store *s, const char *channel, uint64_t after, size_t 
             mdb_cursor_close(cur);
         }
     }
-    lm_read_end(l);
+    lm_read_end(l, txn);
     return rc == WSD_ENOENT ? 0 : rc;
 }
 
@@ -697,7 +705,7 @@ static int lm_session_get(struct store *s, const char *session_id, uint8_t *buf,
         if (rc == 0)
             rc = (int)len;
     }
-    lm_read_end(l);
+    lm_read_end(l, txn);
     return rc;
 }
 

@@ -21,6 +21,8 @@
 
 /* How long a lingering close waits for the peer's EOF. */
 #define CONN_LINGER_MS 2000
+/* Full read buffers taken per event before other connections get their turn. */
+#define CONN_READS_PER_EVENT 4
 /* Bytes written per EPOLLOUT event before other connections get their turn. */
 #define CONN_WRITE_BUDGET (1024 * 1024)
 
@@ -225,21 +227,30 @@ int conn_send_block(struct worker *w, struct conn *c, struct block *blk)
     return 0;
 }
 
+/* Writes queued output; with the budget spent and the socket still writable, re-arms
+ * (edge-triggered: no event would come by itself). */
+static void conn_flush(struct worker *w, struct conn *c)
+{
+    int64_t n = outq_flush(&c->out, c->fd, CONN_WRITE_BUDGET);
+    if (n < 0) {
+        conn_kill(w, c);
+        return;
+    }
+    table_conn_count_out(w, c, (uint64_t)n);
+    bool rearm = c->want_out && (uint64_t)n >= CONN_WRITE_BUDGET && !outq_is_empty(&c->out);
+    conn_check_output(w, c); /* arms EPOLLOUT itself when it was off */
+    if (rearm && c->phase != CONN_DEAD)
+        worker_update_events(w, c);
+}
+
 void conn_flush_dirty(struct worker *w)
 {
     while (w->dirty) {
         struct conn *c = w->dirty;
         w->dirty = c->next_dirty;
         c->dirty = false;
-        if (c->phase == CONN_DEAD)
-            continue;
-        int64_t n = outq_flush(&c->out, c->fd, CONN_WRITE_BUDGET);
-        if (n < 0) {
-            conn_kill(w, c);
-            continue;
-        }
-        table_conn_count_out(w, c, (uint64_t)n);
-        conn_check_output(w, c);
+        if (c->phase != CONN_DEAD)
+            conn_flush(w, c);
     }
 }
 
@@ -302,49 +313,55 @@ void conn_linger(struct worker *w, struct conn *c)
         shutdown(c->fd, SHUT_WR);
 }
 
-/* Reads and discards until EOF while lingering. */
+/* Reads and discards while lingering; EOF ends the connection. */
 static void conn_drain(struct worker *w, struct conn *c)
 {
-    for (int i = 0; i < 4; i++) {
-        ssize_t n = recv(c->fd, w->rbuf, WORKER_RBUF_LEN, MSG_DONTWAIT);
-        if (n > 0)
-            continue;
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        conn_kill(w, c);
+    ssize_t n = recv(c->fd, w->rbuf, WORKER_RBUF_LEN, MSG_DONTWAIT);
+    w->read_more = n == WORKER_RBUF_LEN;
+    if (n > 0 || (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
         return;
+    conn_kill(w, c);
+}
+
+/* One read in the connection's phase; sets w->read_more when bytes may be left. */
+static void conn_read(struct worker *w, struct conn *c)
+{
+    w->read_more = false;
+    switch (c->phase) {
+    case CONN_HTTP:
+        http_conn_on_readable(w, c);
+        break;
+    case CONN_WS:
+    case CONN_CLOSING:
+        ws_conn_on_readable(w, c);
+        break;
+    case CONN_LINGER:
+        conn_drain(w, c);
+        break;
+    default:
+        break;
     }
 }
 
 void conn_on_event(struct worker *w, struct conn *c, uint32_t events)
 {
     if (events & EPOLLOUT) {
-        int64_t n = outq_flush(&c->out, c->fd, CONN_WRITE_BUDGET);
-        if (n < 0) {
-            conn_kill(w, c);
-            return;
-        }
-        table_conn_count_out(w, c, (uint64_t)n);
-        conn_check_output(w, c);
+        conn_flush(w, c);
         if (c->phase == CONN_DEAD)
             return;
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        switch (c->phase) {
-        case CONN_HTTP:
-            http_conn_on_readable(w, c);
-            break;
-        case CONN_WS:
-        case CONN_CLOSING:
-            ws_conn_on_readable(w, c);
-            break;
-        case CONN_LINGER:
-            conn_drain(w, c);
-            break;
-        default:
-            break;
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
+    /* Edge-triggered: read until a read comes back short, then the next bytes bring the
+       next event. After CONN_READS_PER_EVENT full buffers other connections get their
+       turn and this one is re-armed. */
+    for (int i = 0;; i++) {
+        conn_read(w, c);
+        if (!w->read_more || c->phase == CONN_DEAD || c->paused)
+            return;
+        if (i + 1 == CONN_READS_PER_EVENT) {
+            worker_update_events(w, c);
+            return;
         }
     }
 }

@@ -23,6 +23,7 @@
 #include "worker/outq.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -61,6 +62,7 @@ struct conn_ext {
     struct ws_reader rd;
 };
 
+/* The first cache line holds what every message touches, the second the rest. */
 struct conn {
     uint8_t kind;            /* EV_CONN */
     uint8_t phase;           /* enum conn_phase */
@@ -72,24 +74,25 @@ struct conn {
     bool msgpack;            /* subprotocol wsd.v1.msgpack */
     bool dirty;              /* on the worker's list of connections to flush */
     bool seen_since_ping;    /* a frame arrived since the last ping */
+    uint8_t missed_pings;    /* consecutive pings with no sign of life (saturates) */
     uint16_t close_code;     /* code of the close frame we sent */
     int fd;
     uint32_t slot;           /* connection table index, UINT32_MAX before upgrade */
-    uint32_t missed_pings;   /* consecutive pings with no sign of life before the next */
     uint64_t id;             /* connection id (generation << 32 | slot) */
+    struct conn_ext *ext;    /* NULL while the connection holds no partial state */
+    struct pmd_stream *pmd;  /* permessage-deflate state, NULL when not negotiated */
+    struct outq out;
+    struct app_conn *app;    /* messaging state on ws_path, NULL elsewhere */
     int64_t deadline_ms;     /* header, close or linger deadline; 0 = none */
     int64_t next_ping_ms;    /* when the next heartbeat ping is due */
     int64_t ping_sent_us;    /* monotonic time of the unanswered ping, 0 = none */
-    struct conn_ext *ext;    /* NULL while the connection holds no partial state */
-    struct pmd_stream *pmd;  /* permessage-deflate state, NULL when not negotiated */
-    struct app_conn *app;    /* messaging state on ws_path, NULL elsewhere */
-    struct outq out;
     struct conn *prev, *next; /* the worker's list of live connections */
     struct conn *next_dead;   /* the end-of-iteration free list */
     struct conn *next_dirty;  /* the end-of-iteration flush list */
 };
 
-_Static_assert(sizeof(struct conn) <= 128, "an idle connection fits 128 bytes of pool");
+_Static_assert(sizeof(struct conn) == 128, "an idle connection is 128 bytes of pool");
+_Static_assert(offsetof(struct conn, app) == 64, "the per-message fields fill one line");
 
 /* Creates a connection for an accepted socket (takes fd). Returns NULL on ENOMEM. */
 struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer);

@@ -78,7 +78,8 @@ void heartbeat_tick(struct worker *w, struct conn *c, int64_t now_ms)
         return;
     c->next_ping_ms = now_ms + heartbeat_interval_ms(w);
     if (!c->seen_since_ping) {
-        c->missed_pings++;
+        if (c->missed_pings < UINT8_MAX)
+            c->missed_pings++;
         table_conn_missed(w, c, c->missed_pings);
     }
     c->seen_since_ping = false;

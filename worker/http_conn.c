@@ -197,6 +197,7 @@ void http_conn_on_readable(struct worker *w, struct conn *c)
         room = x->in.cap - x->in.len;
     }
     ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
+    w->read_more = n > 0 && (size_t)n == room;
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK)) {
         conn_kill(w, c);
         return;

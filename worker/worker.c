@@ -26,11 +26,17 @@
 #define WORKER_ACCEPT_BATCH 16
 #define WORKER_ACCEPT_PAUSE_MS 10
 
+/*
+ * Connections are edge-triggered: an event comes when bytes arrive or space frees up, so
+ * a connection that has been read (or written) to the end is not polled again until
+ * something happens. A reader that stops before the end - paused, budget spent, buffer
+ * filled - re-arms with this function: EPOLL_CTL_MOD checks readiness at once.
+ */
 void worker_update_events(struct worker *w, struct conn *c)
 {
     if (c->phase == CONN_DEAD)
         return;
-    struct epoll_event ev = {.data.ptr = c};
+    struct epoll_event ev = {.events = EPOLLET, .data.ptr = c};
     if (!c->paused)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (c->want_out)
@@ -104,7 +110,7 @@ static void worker_accept(struct worker *w, struct worker_listener *l)
             close(fd);
             continue;
         }
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) == -1) {
             log_msg(LOG_ERR, "epoll_ctl(ADD, fd=%d) failed: %s", fd, strerror(errno));
             conn_kill(w, c);

@@ -74,6 +74,7 @@ struct worker {
     int64_t now_ms;                /* monotonic time of this loop iteration */
     int64_t drain_deadline_ms;
     uint8_t *rbuf;                 /* the read buffer shared by every connection */
+    bool read_more;                /* the last read filled its buffer: bytes may be left */
     struct ws_reader rd;           /* the frame reader of every connection between frames */
     struct pool conn_pool;         /* struct conn */
     struct buf scratch;            /* frame building (compression output) */
@@ -116,7 +117,8 @@ int worker_read_file(const char *path, char **out, size_t *out_len);
 /* Runs the worker until it is told to stop; returns the process exit status. */
 int worker_run(const struct worker_init *init);
 
-/* Re-arms epoll interest for c (EPOLLIN unless paused, EPOLLOUT when output waits). */
+/* Re-arms epoll interest for c (EPOLLIN unless paused, EPOLLOUT when output waits); an
+ * event follows at once when c is ready for it. */
 void worker_update_events(struct worker *w, struct conn *c);
 
 #endif

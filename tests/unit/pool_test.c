@@ -10,7 +10,7 @@ Test(pool, objects_are_zeroed_aligned_distinct_and_reused)
     struct pool p;
     pool_init(&p, 100, 4096);
     cr_assert_eq(p.obj_size, 112);
-    cr_assert_eq(p.per_chunk, (4096 - 16) / 112);
+    cr_assert_eq(p.per_chunk, (4096 - 64) / 112);
     enum { N = 1000 };
     static uint8_t *objs[N];
     for (int i = 0; i < N; i++) {
@@ -40,6 +40,15 @@ Test(pool, objects_are_zeroed_aligned_distinct_and_reused)
     pool_fini(&p);
     cr_assert_eq(p.num_chunks, 0);
     cr_assert_eq(p.in_use, 0);
+}
+
+Test(pool, objects_of_whole_cache_lines_are_line_aligned)
+{
+    struct pool p;
+    pool_init(&p, 128, 8192);
+    for (int i = 0; i < 200; i++)
+        cr_assert_eq((uintptr_t)pool_alloc(&p) % 64, 0);
+    pool_fini(&p);
 }
 
 Test(pool, an_object_bigger_than_the_chunk_size_still_fits)

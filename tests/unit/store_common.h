@@ -490,6 +490,26 @@ Test(COMMON_SUITE, dedup_sees_an_earlier_append_of_the_same_batch)
     cr_assert_eq(common_info("@u").last_offset, 1);
 }
 
+/* A login in the middle of a batch positions the session at the channel's last offset and
+   replays up to it: both must include what the batch appended before. */
+Test(COMMON_SUITE, reads_inside_a_batch_see_its_earlier_appends)
+{
+    common_begin();
+    common_put(cs, "g:rw", &common_keep, 1000, "one");
+    common_commit();
+    common_begin();
+    common_put(cs, "g:rw", &common_keep, 1001, "two");
+    common_put(cs, "g:rw", &common_keep, 1002, "three");
+    cr_assert_eq(common_info("g:rw").last_offset, 3);
+    struct common_got *g = common_read("g:rw", 1, 100, 2000);
+    cr_assert_eq(g->n, 2);
+    cr_assert_str_eq(g->data[0], "two");
+    cr_assert_str_eq(g->data[1], "three");
+    free(g);
+    common_commit();
+    cr_assert_eq(common_info("g:rw").last_offset, 3);
+}
+
 Test(COMMON_SUITE, dedup_is_off_without_a_key_or_window)
 {
     bool dup = true;

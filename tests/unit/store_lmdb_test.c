@@ -86,16 +86,73 @@ Test(store_lmdb, batch_abort_leaves_nothing)
     cr_assert_not(dup, "the aborted dedup entry is gone too");
 }
 
-Test(store_lmdb, reads_see_only_committed_writes)
+/*
+ * A child process with its own handle (opened before the parent's batch: opening writes)
+ * that answers each byte on `ask` with channel g's last offset on `answer`.
+ */
+struct lmdb_peer {
+    pid_t pid;
+    int ask, answer;
+};
+
+static struct lmdb_peer lmdb_peer_start(void)
 {
+    int to[2], from[2];
+    cr_assert_eq(pipe(to), 0);
+    cr_assert_eq(pipe(from), 0);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(to[1]);
+        close(from[0]);
+        struct store *s = common_open_new();
+        uint8_t b;
+        uint8_t ready = 0;
+        if (write(from[1], &ready, 1) != 1)
+            _exit(1);
+        while (read(to[0], &b, 1) == 1) {
+            struct store_channel_info info;
+            uint8_t off = store_channel_info(s, "g", &info) < 0 ? 0xFF : (uint8_t)info.last_offset;
+            if (write(from[1], &off, 1) != 1)
+                _exit(1);
+        }
+        store_close(s);
+        _exit(0);
+    }
+    close(to[0]);
+    close(from[1]);
+    uint8_t ready;
+    cr_assert_eq(read(from[0], &ready, 1), 1);
+    return (struct lmdb_peer){pid, to[1], from[0]};
+}
+
+static int lmdb_peer_last_offset(struct lmdb_peer *p)
+{
+    uint8_t b = 1;
+    cr_assert_eq(write(p->ask, &b, 1), 1);
+    cr_assert_eq(read(p->answer, &b, 1), 1);
+    return b;
+}
+
+static void lmdb_peer_stop(struct lmdb_peer *p)
+{
+    int status;
+    close(p->ask);
+    cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    close(p->answer);
+}
+
+Test(store_lmdb, other_processes_see_only_committed_writes)
+{
+    struct lmdb_peer peer = lmdb_peer_start();
     common_begin();
     common_put(cs, "g", &common_keep, 1000, "a");
-    cr_assert_eq(common_info("g").last_offset, 0);
-    struct common_got *g = common_read("g", 0, 10, 1000);
-    cr_assert_eq(g->n, 0);
-    free(g);
+    cr_assert_eq(common_info("g").last_offset, 1, "the batch sees its own append");
+    cr_assert_eq(lmdb_peer_last_offset(&peer), 0, "another process does not, before the commit");
     common_commit();
-    cr_assert_eq(common_info("g").last_offset, 1);
+    cr_assert_eq(lmdb_peer_last_offset(&peer), 1);
+    lmdb_peer_stop(&peer);
 }
 
 Test(store_lmdb, a_wiped_directory_gives_every_channel_a_new_epoch)
