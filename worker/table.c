@@ -175,6 +175,13 @@ void table_conn_missed(struct worker *w, struct conn *c, uint32_t missed)
         atomic_store_explicit(&s->missed_pings, missed, RELAXED);
 }
 
+void table_conn_prefetch(struct worker *w, struct conn *c)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        __builtin_prefetch(&s->last_seen_ms, 1);
+}
+
 void table_conn_count_in(struct worker *w, struct conn *c, uint64_t bytes)
 {
     SHM_SEG_STAT_ADD(table_self(w), bytes_in, bytes);

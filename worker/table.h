@@ -34,6 +34,10 @@ int table_conn_acquire(struct worker *w, struct conn *c);
 /* Releases c's slot, if it has one, counting its close code. */
 void table_conn_release(struct worker *w, struct conn *c);
 
+/* Starts loading the line of c's slot that per-message accounting writes (so the miss is
+ * taken while the socket read runs, not after it). */
+void table_conn_prefetch(struct worker *w, struct conn *c);
+
 /* Records the user-index entry of c's user (UINT32_MAX: none). */
 void table_conn_set_user(struct worker *w, struct conn *c, uint32_t user_index);
 void table_conn_state(struct worker *w, struct conn *c, enum table_state state);

@@ -255,8 +255,12 @@ static int worker_loop(struct worker *w)
             return 1;
         }
         w->now_ms = clock_mono_ms();
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
+            /* The next object's first line loads while this event's system calls run. */
+            if (i + 1 < n)
+                __builtin_prefetch(events[i + 1].data.ptr, 1);
             worker_dispatch(w, &events[i]);
+        }
         app_flush(w);
         conn_flush_dirty(w);
         worker_free_dead(w);

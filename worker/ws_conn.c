@@ -208,6 +208,7 @@ void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
 
 void ws_conn_on_readable(struct worker *w, struct conn *c)
 {
+    table_conn_prefetch(w, c);
     ssize_t n = recv(c->fd, w->rbuf, WORKER_RBUF_LEN, MSG_DONTWAIT);
     w->read_more = n == WORKER_RBUF_LEN;
     if (n == 0) {
