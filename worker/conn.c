@@ -96,6 +96,8 @@ void conn_kill(struct worker *w, struct conn *c)
         c->fd = -1;
     }
     table_conn_release(w, c);
+    if (w->tick_next == c)
+        w->tick_next = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else

@@ -23,6 +23,10 @@
 
 #define WORKER_MAX_EVENTS 256
 #define WORKER_TICK_MS 100
+/* Connections looked at per tick: up to this many every connection is checked every tick;
+   beyond it each tick goes on where the last stopped, so a sweep over 100,000 connections
+   takes 2.5 s and an idle worker's ticks stay cheap (timeouts are whole seconds). */
+#define WORKER_TICK_CONNS 4096
 #define WORKER_ACCEPT_BATCH 16
 #define WORKER_ACCEPT_PAUSE_MS 10
 
@@ -198,11 +202,16 @@ static void worker_tick(struct worker *w)
        listeners every tick (one accept4() returning EAGAIN when nothing waits). */
     for (size_t i = 0; w->accepting && i < w->num_listen; i++)
         worker_accept(w, &w->listeners[i]);
-    struct conn *next;
-    for (struct conn *c = w->conns; c; c = next) {
-        next = c->next;
+    struct conn *c = w->tick_next ? w->tick_next : w->conns;
+    for (uint32_t n = 0; c && n < WORKER_TICK_CONNS; n++) {
+        struct conn *next = c->next;
         conn_tick(w, c, w->now_ms);
+        c = next;
     }
+    /* A connection this tick ended is not freed yet; its link leads back into the list. */
+    while (c && c->phase == CONN_DEAD)
+        c = c->next;
+    w->tick_next = c; /* NULL: the next tick starts a new sweep */
     table_worker_tick(w);
     if (w->draining && (w->num_conns == 0 || w->now_ms >= w->drain_deadline_ms))
         w->stop = true;

@@ -81,6 +81,7 @@ struct worker {
     struct conn *corked;           /* its small writes gather in `cork` (conn_cork) */
     struct buf cork;
     struct conn *conns;            /* live connections */
+    struct conn *tick_next;        /* where the next tick goes on (NULL: from the start) */
     uint32_t num_conns;
     struct conn *dead;             /* freed at the end of the iteration */
     struct conn *dirty;            /* flushed at the end of the iteration */
