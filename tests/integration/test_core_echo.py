@@ -4,6 +4,8 @@ import asyncio
 import os
 import socket
 import subprocess
+import threading
+import time
 
 import pytest
 import websockets
@@ -242,6 +244,41 @@ def test_pipelined_frame_after_head_is_echoed(wsd):
     head, _, rest = r.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 101")
     assert rest[:7] == b"\x81\x05hello"
+
+
+def test_burst_of_many_reads_is_echoed_whole_and_in_order(wsd):
+    """12 MB of small frames sent right behind the request head in one go, the replies
+    read only after a second: the worker stops reading while its replies wait (past
+    output_queue_limit), is woken again when they are read (edge-triggered: re-armed on
+    resume), and every reply comes back once, in order."""
+    n, size = 60000, 200
+    frames = b"".join(bytes([0x82, 0xFE, 0, size, 0, 0, 0, 0]) +  # masked, key 0
+                      i.to_bytes(4, "big") + bytes(size - 4) for i in range(n))
+    want = 4 + size  # 0x82 0x7E length16 payload
+    with socket.create_connection(("127.0.0.1", wsd.port), timeout=20) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        sender = threading.Thread(target=s.sendall, args=(UPGRADE + b"\r\n" + frames,))
+        sender.start()
+        time.sleep(1)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += s.recv(65536)
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 101")
+        got = 0
+        while got < n:
+            while len(buf) >= want:
+                assert buf[:4] == bytes([0x82, 0x7E, 0, size]), buf[:8]
+                assert int.from_bytes(buf[4:8], "big") == got
+                buf = buf[want:]
+                got += 1
+            if got < n:
+                chunk = s.recv(1 << 20)
+                assert chunk, "closed after %d of %d replies" % (got, n)
+                buf += chunk
+        sender.join(20)
+        assert not sender.is_alive()
+        assert buf == b""
 
 
 def test_failed_connection_is_dropped_when_peer_never_answers_the_close():
