@@ -2,6 +2,7 @@
 close codes, many connections spread over the workers, start-up failures."""
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -279,6 +280,36 @@ def test_burst_of_many_reads_is_echoed_whole_and_in_order(wsd):
         sender.join(20)
         assert not sender.is_alive()
         assert buf == b""
+
+
+def test_backlog_of_megabytes_is_read_without_new_bytes_arriving():
+    """The worker is stopped while 3 MB of unsolicited pongs and one text message pile up
+    in its socket (whose receive buffer grew on an earlier 24 MB), then continued: it
+    takes a few full read buffers per event and must come back for the rest by itself,
+    since nothing is written until the last message and the last byte has arrived."""
+    pong = bytes([0x8A, 0xFD, 0, 0, 0, 0]) + bytes(125)  # masked with key 0
+    last = bytes([0x81, 0x84, 0, 0, 0, 0]) + b"last"
+    with Wsd(workers=1) as w:
+        worker = w.worker_pids()[0]
+        with socket.create_connection(("127.0.0.1", w.port), timeout=20) as s:
+            s.sendall(UPGRADE + b"\r\n" + pong * 190000)  # grows the server's buffer
+            s.sendall(bytes([0x81, 0x84, 0, 0, 0, 0]) + b"sync")
+            got = b""
+            while not got.endswith(b"\x81\x04sync"):
+                got += s.recv(65536)
+            os.kill(worker, signal.SIGSTOP)
+            sender = threading.Thread(target=s.sendall, args=(pong * 24000 + last,))
+            try:
+                sender.start()
+                time.sleep(0.5)
+            finally:
+                os.kill(worker, signal.SIGCONT)
+            got = b""
+            while not got.endswith(b"\x81\x04last"):
+                chunk = s.recv(65536)
+                assert chunk, "closed before the echo"
+                got += chunk
+            sender.join(20)
 
 
 def test_failed_connection_is_dropped_when_peer_never_answers_the_close():
