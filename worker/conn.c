@@ -28,16 +28,8 @@
 
 struct conn_ext *conn_ext(struct conn *c)
 {
-    if (c->ext == NULL) {
-        c->ext = malloc(sizeof(*c->ext));
-        if (c->ext == NULL)
-            return NULL;
-        memset(&c->ext->peer, 0, sizeof(c->ext->peer));
-        buf_init(&c->ext->in);
-        buf_init(&c->ext->msg);
-        utf8_init(&c->ext->msg_utf8);
-        c->ext->rd_live = false;
-    }
+    if (c->ext == NULL)
+        c->ext = calloc(1, sizeof(*c->ext)); /* all zero: empty buffers, utf8 at a start */
     return c->ext;
 }
 

@@ -103,8 +103,9 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
     if (c->phase != CONN_WS)
         return;
     if (rest_len > 0)
-        ws_conn_feed(w, c, rest, rest_len);
-    conn_ext_trim(c);
+        ws_conn_feed(w, c, rest, rest_len); /* trims c's conn_ext itself */
+    else
+        conn_ext_trim(c); /* the peer address is in the table now */
 }
 
 static void http_route(struct worker *w, struct conn *c, const struct http_request *req,

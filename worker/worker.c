@@ -30,6 +30,11 @@
 #define WORKER_ACCEPT_BATCH 16
 #define WORKER_ACCEPT_PAUSE_MS 10
 
+void worker_reset_reader(struct worker *w)
+{
+    ws_reader_init(&w->rd, w->cfg->max_message_size, false, true);
+}
+
 /*
  * Connections are edge-triggered: an event comes when bytes arrive or space frees up, so
  * a connection that has been read (or written) to the end is not polled again until
@@ -349,7 +354,7 @@ static void worker_setup_options(struct worker *w)
     };
     /* Between reads the shared reader is always at a frame boundary: re-arming it with
        the new limit loses nothing. */
-    ws_reader_init(&w->rd, cfg->max_message_size, false, true);
+    worker_reset_reader(w);
 }
 
 /* ---- reload ---- */

@@ -118,6 +118,10 @@ int worker_read_file(const char *path, char **out, size_t *out_len);
 /* Runs the worker until it is told to stop; returns the process exit status. */
 int worker_run(const struct worker_init *init);
 
+/* Puts the shared frame reader back at the start of a stream, with the configured message
+ * limit (allow_rsv1 is set per connection before each use). */
+void worker_reset_reader(struct worker *w);
+
 /* Re-arms epoll interest for c (EPOLLIN unless paused, EPOLLOUT when output waits); an
  * event follows at once when c is ready for it. */
 void worker_update_events(struct worker *w, struct conn *c);

@@ -190,7 +190,7 @@ static void ws_conn_read_frames(struct worker *w, struct conn *c, uint8_t *p, si
     } else if (alive) {
         ws_conn_fail(w, c, WS_CLOSE_INTERNAL, "out of memory");
     }
-    ws_reader_init(r, w->cfg->max_message_size, false, true);
+    worker_reset_reader(w);
 }
 
 void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
