@@ -834,10 +834,10 @@ static const struct key keys[] = {
     /* listeners and processes */
     {"listen", KT_LISTEN, F(listen), F(num_listen), 0, 0, 0, parse_listen, "127.0.0.1:8080",
      NULL},
-    {"tls_listen", KT_TLS_LISTEN, F(listen), F(num_listen), 0, 0, PENDING, parse_listen, NULL,
+    {"tls_listen", KT_TLS_LISTEN, F(listen), F(num_listen), 0, 0, 0, parse_listen, NULL,
      NULL},
-    TEXT(tls_cert, parse_str, 1, PATH_MAX, NULL, PENDING),
-    TEXT(tls_key, parse_str, 1, PATH_MAX, NULL, PENDING),
+    TEXT(tls_cert, parse_str, 1, PATH_MAX, NULL, 0),
+    TEXT(tls_key, parse_str, 1, PATH_MAX, NULL, 0),
     {"workers", KT_WORKERS, F(workers), F(workers_auto), 1, CONFIG_MAX_WORKERS, 0,
      parse_workers, "auto", NULL},
     COUNT(max_connections, KT_U32, 1, 1000000, "100000", RESTART),

@@ -3,6 +3,7 @@
 #include "core/log.h"
 #include "core/wsd.h"
 #include "master/master.h"
+#include "worker/tls.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -54,6 +55,8 @@ int main(int argc, char **argv)
                   : config_parse(&cfg, "(defaults)", config_default_text, err);
     if (rc == 0)
         rc = config_validate(&cfg, err);
+    if (rc == 0)
+        rc = tls_config_check(&cfg, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "wsd: %s\n", err);
         config_fini(&cfg);

@@ -9,6 +9,7 @@
 #include "master/workers.h"
 #include "shm/conn_table.h"
 #include "worker/heartbeat.h"
+#include "worker/tls.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -403,6 +404,10 @@ int master_run(struct config *cfg, const char *cfg_path)
         return 1;
     }
     int rc = master_open_listeners(m, err, sizeof(err));
+    if (rc == 0 && tls_global_init() < 0) {
+        snprintf(err, sizeof(err), "cannot draw the TLS session ticket keys");
+        rc = WSD_EIO;
+    }
     if (rc == 0)
         rc = master_setup_signals(m, err, sizeof(err));
     if (rc == 0)

@@ -6,6 +6,7 @@
 #include "worker/app.h"
 #include "worker/http_conn.h"
 #include "worker/table.h"
+#include "worker/tls.h"
 #include "worker/worker.h"
 #include "worker/ws_conn.h"
 
@@ -39,6 +40,8 @@ static void conn_ext_free(struct conn *c)
         return;
     buf_fini(&c->ext->in);
     buf_fini(&c->ext->msg);
+    if (c->ext->ssl)
+        tls_session_free(c->ext->ssl);
     free(c->ext);
     c->ext = NULL;
 }
@@ -46,19 +49,24 @@ static void conn_ext_free(struct conn *c)
 void conn_ext_trim(struct conn *c)
 {
     struct conn_ext *x = c->ext;
-    if (x && c->phase != CONN_HTTP && !x->rd_live && x->in.cap == 0 && x->msg.cap == 0)
+    if (x && c->phase != CONN_HTTP && !x->rd_live && x->in.cap == 0 && x->msg.cap == 0 &&
+        x->ssl == NULL)
         conn_ext_free(c);
 }
 
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer)
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                      struct ssl_ctx_st *tls_ctx)
 {
     struct conn *c = pool_alloc(&w->conn_pool);
     if (c == NULL)
         return NULL;
-    if (conn_ext(c) == NULL) {
+    if (conn_ext(c) == NULL ||
+        (tls_ctx != NULL && (c->ext->ssl = tls_session_new(tls_ctx, fd)) == NULL)) {
+        free(c->ext);
         pool_free(&w->conn_pool, c);
         return NULL;
     }
+    c->tls = tls_ctx != NULL;
     c->ext->peer = *peer;
     c->kind = EV_CONN;
     c->phase = CONN_HTTP;
@@ -116,13 +124,21 @@ void conn_free(struct worker *w, struct conn *c)
     pool_free(&w->conn_pool, c);
 }
 
+/* Ends our sending side (after TLS's close_notify). */
+static void conn_shut_wr(struct conn *c)
+{
+    if (c->tls)
+        tls_close_notify(c->ext->ssl);
+    shutdown(c->fd, SHUT_WR);
+}
+
 /* After output progress: finish a linger/close step that waited for the queue. */
 static void conn_after_output(struct worker *w, struct conn *c)
 {
     if (!outq_is_empty(&c->out))
         return;
     if (c->phase == CONN_LINGER) {
-        shutdown(c->fd, SHUT_WR);
+        conn_shut_wr(c);
     } else if (c->phase == CONN_CLOSING && c->close_received) {
         conn_linger(w, c);
         return;
@@ -186,7 +202,7 @@ int conn_write(struct worker *w, struct conn *c, const struct iovec *iov, int io
         return WSD_ECLOSED;
     if (w->corked == c && conn_cork_take(w, iov, iovcnt))
         return 0;
-    int64_t n = outq_send(&c->out, c->fd, iov, iovcnt);
+    int64_t n = outq_send(&c->out, c->fd, conn_tls(c), iov, iovcnt);
     if (n < 0) {
         if (n == WSD_EIO)
             log_msg(LOG_DEBUG, "conn=%llx write failed: %s", (unsigned long long)c->id,
@@ -225,7 +241,7 @@ int conn_send_block(struct worker *w, struct conn *c, struct block *blk)
  * (edge-triggered: no event would come by itself). */
 static void conn_flush(struct worker *w, struct conn *c)
 {
-    int64_t n = outq_flush(&c->out, c->fd, CONN_WRITE_BUDGET);
+    int64_t n = outq_flush(&c->out, c->fd, conn_tls(c), CONN_WRITE_BUDGET);
     if (n < 0) {
         conn_kill(w, c);
         return;
@@ -304,10 +320,36 @@ void conn_linger(struct worker *w, struct conn *c)
         worker_update_events(w, c);
     }
     if (outq_is_empty(&c->out))
-        shutdown(c->fd, SHUT_WR);
+        conn_shut_wr(c);
 }
 
-/* Reads and discards while lingering; EOF ends the connection. */
+ssize_t conn_recv(struct worker *w, struct conn *c, uint8_t *dst, size_t len)
+{
+    if (!c->tls) {
+        ssize_t n = recv(c->fd, dst, len, MSG_DONTWAIT);
+        w->read_more = n > 0 && (size_t)n == len;
+        return n;
+    }
+    struct tls_read_state st;
+    ssize_t n = tls_read(c->ext->ssl, c->fd, dst, len, &st);
+    w->read_more = st.more;
+    if (st.plain_http) { /* say so in plain HTTP, once, as the connection ends */
+        static const char resp[] = "HTTP/1.1 400 Bad Request\r\nServer: wsd\r\n"
+                                   "Content-Type: text/plain\r\nContent-Length: 38\r\n"
+                                   "Connection: close\r\n\r\n"
+                                   "plain HTTP request sent to a TLS port\n";
+        if (send(c->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            log_msg(LOG_DEBUG, "fd=%d send(400) failed: %s", c->fd, strerror(errno));
+    }
+    if (st.want_write != c->ext->tls_read_wants_out) {
+        c->ext->tls_read_wants_out = st.want_write;
+        worker_update_events(w, c);
+    }
+    return n;
+}
+
+/* Reads and discards while lingering (TLS records unread: nothing more is wanted from
+ * the session); EOF ends the connection. */
 static void conn_drain(struct worker *w, struct conn *c)
 {
     ssize_t n = recv(c->fd, w->rbuf, WORKER_RBUF_LEN, MSG_DONTWAIT);
@@ -340,6 +382,8 @@ static void conn_read(struct worker *w, struct conn *c)
 void conn_on_event(struct worker *w, struct conn *c, uint32_t events)
 {
     if (events & EPOLLOUT) {
+        if (c->tls && c->ext->tls_read_wants_out)
+            events |= EPOLLIN; /* the handshake can write now: read on */
         conn_flush(w, c);
         if (c->phase == CONN_DEAD)
             return;

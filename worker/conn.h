@@ -6,6 +6,9 @@
  * the deadline) -> DEAD (freed at the end of the loop iteration). A plain HTTP request
  * goes HTTP -> LINGER after its response.
  *
+ * TLS (tls_listen) changes only how bytes cross the socket: conn_recv() and the output
+ * queue go through the session kept in conn_ext, which a TLS connection always has.
+ *
  * Memory: an idle WebSocket connection is 128 bytes from the worker's connection pool
  * (core/pool.h) plus its slot in the shared connection table. Bytes are read into the
  * worker's read buffer and framed by the worker's frame reader; whatever must outlive
@@ -26,9 +29,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 struct worker;
 struct app_conn;
+struct ssl_st;
+struct ssl_ctx_st;
 
 enum conn_phase {
     CONN_HTTP = 0,
@@ -59,6 +65,8 @@ struct conn_ext {
     struct buf msg;               /* partial fragmented / compressed message */
     struct utf8_state msg_utf8;   /* validation of inflated text */
     bool rd_live;                 /* rd holds this connection's reader inside a frame */
+    bool tls_read_wants_out;      /* the TLS handshake waits for the socket to be writable */
+    struct ssl_st *ssl;           /* the TLS session of a tls_listen connection */
     struct ws_reader rd;
 };
 
@@ -75,6 +83,7 @@ struct conn {
     bool dirty;              /* on the worker's list of connections to flush */
     bool seen_since_ping;    /* a frame arrived since the last ping */
     uint8_t missed_pings;    /* consecutive pings with no sign of life (saturates) */
+    bool tls;                /* accepted on a tls_listen socket: ext->ssl is its session */
     uint16_t close_code;     /* code of the close frame we sent */
     int fd;
     uint32_t slot;           /* connection table index, UINT32_MAX before upgrade */
@@ -94,8 +103,23 @@ struct conn {
 _Static_assert(sizeof(struct conn) == 128, "an idle connection is 128 bytes of pool");
 _Static_assert(offsetof(struct conn, app) == 64, "the per-message fields fill one line");
 
-/* Creates a connection for an accepted socket (takes fd). Returns NULL on ENOMEM. */
-struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer);
+/* Creates a connection for an accepted socket (takes fd), with a TLS session from tls_ctx
+ * when it is not NULL. Returns NULL on ENOMEM. */
+struct conn *conn_new(struct worker *w, int fd, const struct sockaddr_storage *peer,
+                      struct ssl_ctx_st *tls_ctx);
+
+/* c's TLS session, NULL on a plain connection. */
+static inline struct ssl_st *conn_tls(const struct conn *c)
+{
+    return c->tls ? c->ext->ssl : NULL;
+}
+
+/*
+ * Receives into dst (the worker's read buffer when c is TLS) and sets w->read_more when
+ * bytes may be left. Returns bytes, 0 at the peer's end of stream, -1 with errno (EAGAIN:
+ * nothing yet).
+ */
+ssize_t conn_recv(struct worker *w, struct conn *c, uint8_t *dst, size_t len);
 
 /* Returns c's conn_ext, allocating it when c has none; NULL on ENOMEM. */
 struct conn_ext *conn_ext(struct conn *c);

@@ -189,7 +189,7 @@ void http_conn_on_readable(struct worker *w, struct conn *c)
     size_t max = w->cfg->max_header_size;
     uint8_t *dst = w->rbuf;
     size_t room = WORKER_RBUF_LEN;
-    if (x->in.len > 0) {
+    if (x->in.len > 0 && !c->tls) { /* TLS reads whole records: into rbuf, then appended */
         if (buf_reserve(&x->in, max + 1 - WSD_MIN(x->in.len, max)) < 0) {
             conn_kill(w, c);
             return;
@@ -197,21 +197,27 @@ void http_conn_on_readable(struct worker *w, struct conn *c)
         dst = x->in.data + x->in.len;
         room = x->in.cap - x->in.len;
     }
-    ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
-    w->read_more = n > 0 && (size_t)n == room;
+    ssize_t n = conn_recv(w, c, dst, room);
     if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR && errno != EWOULDBLOCK)) {
         conn_kill(w, c);
         return;
     }
     if (n < 0)
         return;
-    if (dst == w->rbuf) {
+    if (dst == w->rbuf && x->in.len == 0) {
         bool partial = http_conn_parse(w, c, w->rbuf, (size_t)n);
         if (partial && buf_append(&x->in, w->rbuf, (size_t)n) < 0)
             conn_kill(w, c);
         return;
     }
-    x->in.len += (size_t)n;
+    if (dst == w->rbuf) {
+        if (buf_append(&x->in, w->rbuf, (size_t)n) < 0) {
+            conn_kill(w, c);
+            return;
+        }
+    } else {
+        x->in.len += (size_t)n;
+    }
     /* The pipelined tail is framed from the buffer: it must not move or go meanwhile. */
     struct buf head = x->in;
     buf_init(&x->in);

@@ -1,6 +1,7 @@
 /* outq.c - output queues of blocks, written with writev. */
 #include "worker/outq.h"
 #include "core/wsd.h"
+#include "worker/tls.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -50,9 +51,12 @@ static int outq_push(struct outq *q, struct block *blk, uint32_t off)
     return 0;
 }
 
-/* Writes iov once, retrying on EINTR. Returns bytes written, 0 when it would block. */
-static int64_t write_iov(int fd, const struct iovec *iov, int iovcnt)
+/* Writes iov once (through the TLS session when there is one), retrying on EINTR.
+ * Returns bytes written, 0 when it would block. */
+static int64_t write_iov(int fd, struct ssl_st *tls, const struct iovec *iov, int iovcnt)
 {
+    if (tls != NULL)
+        return tls_write(tls, iov, iovcnt);
     /* A small frame in two parts is joined: send() costs less than sendmsg(). */
     uint8_t small[OUTQ_JOIN_MAX];
     struct iovec one;
@@ -81,14 +85,15 @@ static int64_t write_iov(int fd, const struct iovec *iov, int iovcnt)
     }
 }
 
-int64_t outq_send(struct outq *q, int fd, const struct iovec *iov, int iovcnt)
+int64_t outq_send(struct outq *q, int fd, struct ssl_st *tls, const struct iovec *iov,
+                  int iovcnt)
 {
     size_t total = 0;
     for (int i = 0; i < iovcnt; i++)
         total += iov[i].iov_len;
     int64_t written = 0;
     if (outq_is_empty(q)) {
-        written = write_iov(fd, iov, iovcnt);
+        written = write_iov(fd, tls, iov, iovcnt);
         if (written < 0 || (size_t)written == total)
             return written;
     }
@@ -123,12 +128,12 @@ int outq_push_block(struct outq *q, struct block *blk)
     return rc;
 }
 
-int64_t outq_send_block(struct outq *q, int fd, struct block *blk)
+int64_t outq_send_block(struct outq *q, int fd, struct ssl_st *tls, struct block *blk)
 {
     int64_t written = 0;
     if (outq_is_empty(q)) {
         struct iovec iov = {blk->data, blk->len};
-        written = write_iov(fd, &iov, 1);
+        written = write_iov(fd, tls, &iov, 1);
         if (written < 0 || (uint64_t)written == blk->len)
             return written;
     }
@@ -159,7 +164,7 @@ static void outq_advance(struct outq *q, size_t n)
     }
 }
 
-int64_t outq_flush(struct outq *q, int fd, size_t budget)
+int64_t outq_flush(struct outq *q, int fd, struct ssl_st *tls, size_t budget)
 {
     struct outq_ring *r = q->ring;
     int64_t total = 0;
@@ -174,7 +179,7 @@ int64_t outq_flush(struct outq *q, int fd, size_t budget)
             want += iov[n].iov_len;
             n++;
         }
-        int64_t w = write_iov(fd, iov, n);
+        int64_t w = write_iov(fd, tls, iov, n);
         if (w < 0)
             return w;
         if (w == 0)

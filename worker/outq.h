@@ -7,6 +7,11 @@
  * doubling; once the queue empties a ring of up to OUTQ_KEEP entries stays for the next
  * burst (fan-out deliveries then allocate nothing), a bigger one is freed. A connection
  * that never queued holds no output memory: 16 bytes in struct conn.
+ *
+ * Every write takes the connection's TLS session (worker/tls.h), NULL on plain sockets:
+ * the queue then holds plaintext and the session encrypts as it writes. A record the
+ * socket did not take stays in the session, and the bytes it came from stay at the head
+ * of the queue until it has gone (tls_write() wants them offered again).
  */
 #ifndef WSD_WORKER_OUTQ_H
 #define WSD_WORKER_OUTQ_H
@@ -17,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+
+struct ssl_st;
 
 struct outq_ent {
     struct block *blk;
@@ -51,13 +58,14 @@ static inline bool outq_is_empty(const struct outq *q)
  * into one new block and queued. Returns the number of bytes written now (>= 0),
  * WSD_ENOMEM, or WSD_EIO when the socket failed (errno set; the connection is dead).
  */
-int64_t outq_send(struct outq *q, int fd, const struct iovec *iov, int iovcnt);
+int64_t outq_send(struct outq *q, int fd, struct ssl_st *tls, const struct iovec *iov,
+                  int iovcnt);
 
 /*
  * Queues a reference to blk (taking one) behind what is queued, writing directly when the
  * queue was empty. Returns bytes written now, WSD_ENOMEM or WSD_EIO.
  */
-int64_t outq_send_block(struct outq *q, int fd, struct block *blk);
+int64_t outq_send_block(struct outq *q, int fd, struct ssl_st *tls, struct block *blk);
 
 /* Queues a reference to blk (taking one) without writing. Returns 0 or WSD_ENOMEM. */
 int outq_push_block(struct outq *q, struct block *blk);
@@ -66,6 +74,6 @@ int outq_push_block(struct outq *q, struct block *blk);
  * Writes queued data with writev until the queue is empty, the socket would block, or
  * budget bytes were written. Returns bytes written (>= 0) or WSD_EIO.
  */
-int64_t outq_flush(struct outq *q, int fd, size_t budget);
+int64_t outq_flush(struct outq *q, int fd, struct ssl_st *tls, size_t budget);
 
 #endif

@@ -8,6 +8,7 @@
 #include "worker/conn.h"
 #include "worker/heartbeat.h"
 #include "worker/table.h"
+#include "worker/tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -48,7 +49,7 @@ void worker_update_events(struct worker *w, struct conn *c)
     struct epoll_event ev = {.events = EPOLLET, .data.ptr = c};
     if (!c->paused)
         ev.events |= EPOLLIN | EPOLLRDHUP;
-    if (c->want_out)
+    if (c->want_out || (c->tls && c->ext->tls_read_wants_out))
         ev.events |= EPOLLOUT;
     if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == -1)
         log_msg(LOG_ERR, "epoll_ctl(MOD, fd=%d) failed: %s", c->fd, strerror(errno));
@@ -114,7 +115,11 @@ static void worker_accept(struct worker *w, struct worker_listener *l)
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct conn *c = conn_new(w, fd, &peer);
+        if (l->tls && w->tls_ctx == NULL) { /* the certificate did not load: logged */
+            close(fd);
+            continue;
+        }
+        struct conn *c = conn_new(w, fd, &peer, l->tls ? w->tls_ctx : NULL);
         if (c == NULL) {
             close(fd);
             continue;
@@ -462,6 +467,8 @@ struct config *worker_config_reload(const char *path, const struct config *runni
                   : config_parse(c, "(defaults)", config_default_text, err);
     if (rc == 0)
         rc = config_validate(c, err);
+    if (rc == 0)
+        rc = tls_config_check(c, err, CONFIG_ERR_LEN);
     if (rc == 0 && restart != NULL)
         worker_restart_keys(running, c, restart, restart_cap);
     if (rc == 0)
@@ -488,6 +495,26 @@ static void worker_reload_client(struct worker *w)
     w->client_js_owned = js;
     w->client_js = js;
     w->client_js_len = len;
+}
+
+/* Loads the certificate and key cfg names for the handshakes to come; on failure the
+ * ones loaded before stay. */
+static void worker_load_tls(struct worker *w)
+{
+    if (w->cfg->tls_cert == NULL || w->cfg->tls_cert[0] == '\0') {
+        tls_ctx_free(w->tls_ctx);
+        w->tls_ctx = NULL;
+        return;
+    }
+    char err[CONFIG_ERR_LEN];
+    struct ssl_ctx_st *ctx = tls_ctx_new(w->cfg, err, sizeof(err));
+    if (ctx == NULL) {
+        log_msg(LOG_ERR, "%s: %s", w->tls_ctx ? "keeping the certificate loaded before"
+                                              : "TLS connections refused", err);
+        return;
+    }
+    tls_ctx_free(w->tls_ctx); /* open sessions hold their own reference */
+    w->tls_ctx = ctx;
 }
 
 static void worker_apply_logging(const struct config *old, const struct config *fresh)
@@ -522,6 +549,7 @@ static void worker_reload(struct worker *w)
     w->cfg = fresh;
     worker_setup_options(w);
     worker_reload_client(w);
+    worker_load_tls(w);
     for (struct conn *c = w->conns; ping_sooner && c; c = c->next) {
         if (c->phase == CONN_WS)
             heartbeat_reschedule(w, c);
@@ -555,6 +583,7 @@ int worker_run(const struct worker_init *init)
     if (w->rbuf == NULL || worker_setup_fds(w, init) < 0)
         return 1;
     worker_setup_options(w);
+    worker_load_tls(w);
     if (table_worker_start(w) < 0 || app_init(w, init->ring_efds) < 0)
         return 1;
     log_msg(LOG_INFO, "worker started");
@@ -567,6 +596,7 @@ int worker_run(const struct worker_init *init)
     table_worker_stop(w);
     free(w->rbuf);
     pool_fini(&w->conn_pool);
+    tls_ctx_free(w->tls_ctx);
     buf_fini(&w->scratch);
     buf_fini(&w->cork);
     log_msg(LOG_INFO, "worker exiting");

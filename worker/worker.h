@@ -31,6 +31,7 @@
 
 struct conn;
 struct shm_seg;
+struct ssl_ctx_st;
 
 #define WORKER_RBUF_LEN (256 * 1024)
 
@@ -93,6 +94,7 @@ struct worker {
     char *client_js_owned;         /* client_js when a reload read it */
     struct buf app_out;            /* envelope encoding scratch */
     struct route *route;           /* messaging state (route.c) */
+    struct ssl_ctx_st *tls_ctx;    /* tls_cert and tls_key as loaded (NULL: none set) */
 };
 
 /*

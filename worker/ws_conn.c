@@ -209,8 +209,7 @@ void ws_conn_feed(struct worker *w, struct conn *c, uint8_t *p, size_t len)
 void ws_conn_on_readable(struct worker *w, struct conn *c)
 {
     table_conn_prefetch(w, c);
-    ssize_t n = recv(c->fd, w->rbuf, WORKER_RBUF_LEN, MSG_DONTWAIT);
-    w->read_more = n == WORKER_RBUF_LEN;
+    ssize_t n = conn_recv(w, c, w->rbuf, WORKER_RBUF_LEN);
     if (n == 0) {
         log_msg(LOG_DEBUG, "conn=%llx peer closed without a close frame",
                 (unsigned long long)c->id);

@@ -263,7 +263,7 @@ class Client:
 
     @classmethod
     async def connect(cls, url, token=None, msgpack=False, query_token=False,
-                      subprotocols=None, path="/ws", query=""):
+                      subprotocols=None, path="/ws", query="", ssl=None):
         target = url + path
         headers = {}
         params = [query] if query else []
@@ -278,7 +278,8 @@ class Client:
             subprotocols = [MSGPACK_PROTO] if msgpack else None
         ws = await websockets.connect(target, extra_headers=headers, subprotocols=subprotocols,
                                       compression=None, max_size=None, ping_interval=None,
-                                      open_timeout=20, close_timeout=2, max_queue=None)
+                                      open_timeout=20, close_timeout=2, max_queue=None,
+                                      **({"ssl": ssl} if ssl else {}))
         return cls(ws, msgpack)
 
     @classmethod
@@ -441,12 +442,15 @@ async def close_all(clients):
 class RawClient:
     """Blocking socket client: handshake by hand, masked frames out, unmasked frames in."""
 
-    def __init__(self, port, path, rcvbuf=None):
+    def __init__(self, port, path, rcvbuf=None, tls=None):
+        """tls: an ssl.SSLContext to speak TLS with (a tls_listen port)."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(10)
         self.sock.connect(("127.0.0.1", port))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                            "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
@@ -505,8 +509,10 @@ class RawClient:
 
 # ---- the server's processes -----------------------------------------------------------
 
-def conn_owners(wsd):
-    """{client port: worker pid} for the established connections to wsd's port."""
+def conn_owners(wsd, port=None):
+    """{client port: worker pid} for the established connections to wsd's port (or to
+    another of its listening ports)."""
+    port = port or wsd.port
     inode_pid = {}
     for pid in wsd.worker_pids():
         fd_dir = "/proc/%d/fd" % pid
@@ -528,14 +534,14 @@ def conn_owners(wsd):
             lport = int(fields[1].split(":")[1], 16)
             rport = int(fields[2].split(":")[1], 16)
             inode = int(fields[9])
-            if lport == wsd.port and rport != 0 and inode in inode_pid:
+            if lport == port and rport != 0 and inode in inode_pid:
                 owners[rport] = inode_pid[inode]
     return owners
 
 
-def workers_of(wsd, clients):
+def workers_of(wsd, clients, port=None):
     """The worker pid of each client (None when not found)."""
-    owners = conn_owners(wsd)
+    owners = conn_owners(wsd, port)
     return [owners.get(c.port) for c in clients]
 
 

@@ -5,6 +5,7 @@ loopback port; stop() sends TERM and waits, and kills by pid only what it starte
 """
 import os
 import signal
+import ssl
 import socket
 import subprocess
 import tempfile
@@ -15,6 +16,19 @@ WSD_BIN = os.environ.get("WSD_BIN", os.path.join(ROOT, "build", "san", "wsd"))
 WSCTL_BIN = os.environ.get("WSCTL_BIN", os.path.join(os.path.dirname(WSD_BIN), "wsctl"))
 
 
+def make_cert(directory, name="cert"):
+    """A self-signed P-256 certificate for 127.0.0.1 and localhost, made with the openssl
+    command line: (cert path, key path)."""
+    cert = os.path.join(directory, name + ".pem")
+    key = os.path.join(directory, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -22,9 +36,10 @@ def free_port(host="127.0.0.1"):
 
 
 class Wsd:
-    def __init__(self, workers=2, extra="", echo=True, port=None):
+    def __init__(self, workers=2, extra="", echo=True, port=None, tls=False):
         self.dir = tempfile.mkdtemp(prefix="wsd-test-")
         self.port = port or free_port()
+        self.tls_port = None
         self.sock = os.path.join(self.dir, "wsd.sock")
         self.conf = os.path.join(self.dir, "wsd.conf")
         self.log = os.path.join(self.dir, "wsd.log")
@@ -38,6 +53,12 @@ class Wsd:
         ]
         if echo:
             lines.append("echo_path /echo")
+        if tls:
+            # A second listener speaking TLS, with a certificate made for this server.
+            self.tls_port = free_port()
+            self.cert, self.key = make_cert(self.dir)
+            lines += [f"tls_listen 127.0.0.1:{self.tls_port}", f"tls_cert {self.cert}",
+                      f"tls_key {self.key}"]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n" + extra + "\n")
         self.proc = None
@@ -45,6 +66,14 @@ class Wsd:
     @property
     def url(self):
         return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def wss_url(self):
+        return f"wss://127.0.0.1:{self.tls_port}"
+
+    def tls_context(self):
+        """A client context that trusts this server's certificate (and checks the name)."""
+        return ssl.create_default_context(cafile=self.cert)
 
     def start(self, timeout=15):
         self.errf = open(self.log, "wb")
