@@ -873,7 +873,7 @@ static const struct key keys[] = {
     LIST(allowed_origins, num_allowed_origins, KT_LIST, parse_words, 255, NULL, 0),
     LIST(metrics_allow, num_metrics_allow, KT_CIDRS, parse_cidrs, 0, "127.0.0.1/32 ::1/128", 0),
     LIST(ip_allow, num_ip_allow, KT_CIDRS, parse_cidrs, 0, NULL, 0),
-    COUNT(max_connections_per_ip, KT_U32, 0, 1000000, "0", PENDING),
+    COUNT(max_connections_per_ip, KT_U32, 0, 1000000, "0", 0),
     /* authentication */
     SWITCH(anonymous, "off", 0),
     LIST(public_groups, num_public_groups, KT_LIST, parse_patterns, 0, NULL, 0),

@@ -428,8 +428,12 @@ int master_run(struct config *cfg, const char *cfg_path)
     char pending[512];
     if (config_pending_keys(cfg, pending, sizeof(pending)) > 0)
         log_msg(LOG_NOTICE, "configured but not yet in effect in this version: %s", pending);
+    char where[CONFIG_MAX_LISTEN * 72] = "";
+    for (size_t i = 0, used = 0; i < cfg->num_listen && used < sizeof(where); i++)
+        used += (size_t)snprintf(where + used, sizeof(where) - used, "%s%s%s", i ? ", " : "",
+                                 cfg->listen[i].text, cfg->listen[i].tls ? " (TLS)" : "");
     log_msg(LOG_NOTICE, "wsd %s starting %d workers, listening on %s", WSD_VERSION,
-            cfg->workers, cfg->listen[0].text);
+            cfg->workers, where);
     workers_start_all(m);
     shm_seg_set_state(&m->seg, SHM_SEG_RUNNING);
     rc = master_loop(m);

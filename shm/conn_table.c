@@ -1,7 +1,9 @@
 /* conn_table.c - the shared connection table: allocation, release, repair, lookups. */
 #include "shm/conn_table.h"
 
+#include <sodium.h>
 #include <string.h>
+#include <sys/random.h>
 
 __attribute__((weak)) void conn_table_test_hook(enum conn_table_step step)
 {
@@ -31,9 +33,82 @@ static bool owner_gone(const struct shm_seg *seg, uint32_t owner)
                SHM_SEG_WORKER_EMPTY;
 }
 
+/* ---- connections per address (lock held) ---- */
+
+static uint32_t ip_home(const struct shm_seg *seg, uint16_t family, const uint8_t addr[16])
+{
+    unsigned char in[18], out[crypto_shorthash_BYTES];
+    uint64_t h;
+
+    memcpy(in, &family, 2);
+    memcpy(in + 2, addr, 16);
+    crypto_shorthash(out, in, sizeof(in), seg->conn_hdr->ip_key);
+    memcpy(&h, out, sizeof(h));
+    return (uint32_t)h & (seg->hdr->ips_cap - 1);
+}
+
+/* The entry of (family, addr), or the empty entry where it would go; NULL when a full
+ * scan finds neither (only a corrupted table). */
+static struct conn_table_ip *ip_find_locked(struct shm_seg *seg, uint16_t family,
+                                            const uint8_t addr[16])
+{
+    uint32_t cap = seg->hdr->ips_cap, i = ip_home(seg, family, addr);
+
+    for (uint32_t n = 0; n < cap; n++, i = (i + 1) & (cap - 1)) {
+        struct conn_table_ip *e = &seg->ips[i];
+
+        if (e->family == 0 || (e->family == family && memcmp(e->addr, addr, 16) == 0))
+            return e;
+    }
+    return NULL;
+}
+
+static int ip_add_locked(struct shm_seg *seg, uint16_t family, const uint8_t addr[16])
+{
+    struct conn_table_ip *e = ip_find_locked(seg, family, addr);
+
+    if (e == NULL)
+        return WSD_EBROKEN;
+    if (e->family == 0) {
+        memcpy(e->addr, addr, 16);
+        e->family = family;
+    }
+    e->count++;
+    return 0;
+}
+
+/* Empties entry e and moves later entries of its run back into the hole. */
+static void ip_remove_locked(struct shm_seg *seg, struct conn_table_ip *e)
+{
+    uint32_t mask = seg->hdr->ips_cap - 1, hole = (uint32_t)(e - seg->ips);
+
+    for (uint32_t j = (hole + 1) & mask; seg->ips[j].family != 0; j = (j + 1) & mask) {
+        struct conn_table_ip *n = &seg->ips[j];
+        uint32_t home = ip_home(seg, n->family, n->addr);
+
+        if (((j - home) & mask) >= ((j - hole) & mask)) { /* home not in (hole, j] */
+            seg->ips[hole] = *n;
+            hole = j;
+        }
+    }
+    memset(&seg->ips[hole], 0, sizeof(seg->ips[hole]));
+}
+
+static void ip_drop_locked(struct shm_seg *seg, const struct conn_table_slot *s)
+{
+    struct conn_table_ip *e;
+
+    if (s->family == 0 || (e = ip_find_locked(seg, s->family, s->addr)) == NULL ||
+        e->family == 0)
+        return;
+    if (--e->count == 0)
+        ip_remove_locked(seg, e);
+}
+
 /*
- * Runs under the lock after its holder died: rebuilds free list, in-use count and the
- * workers' connection counts from the slot states below the high-water mark.
+ * Runs under the lock after its holder died: rebuilds free list, in-use count, the
+ * workers' connection counts and the address table from the slot states below the
+ * high-water mark.
  */
 static int table_repair(void *ctx)
 {
@@ -67,6 +142,14 @@ static int table_repair(void *ctx)
     atomic_store_explicit(&h->in_use, in_use, memory_order_relaxed);
     for (i = 0; i < SHM_SEG_WORKERS; i++)
         atomic_store_explicit(&seg->workers[i].connections, counts[i], memory_order_relaxed);
+    memset(seg->ips, 0, (size_t)seg->hdr->ips_cap * sizeof(seg->ips[0]));
+    for (i = 0; i < hw; i++) {
+        struct conn_table_slot *s = slot_at(seg, i);
+
+        if (slot_state(s) != CONN_TABLE_FREE && s->family != 0 &&
+            ip_add_locked(seg, s->family, s->addr) != 0)
+            return WSD_EBROKEN;
+    }
     return 0;
 }
 
@@ -88,7 +171,8 @@ int conn_table_init(struct shm_seg *seg)
 {
     struct conn_table_header *h = seg->conn_hdr;
 
-    if (shm_mutex_init(&h->lock) != 0)
+    if (shm_mutex_init(&h->lock) != 0 ||
+        getrandom(h->ip_key, sizeof(h->ip_key), 0) != (ssize_t)sizeof(h->ip_key))
         return WSD_EIO;
     h->count = seg->hdr->conn_count;
     h->free_head = CONN_TABLE_INDEX_NONE;
@@ -162,10 +246,12 @@ static uint32_t fill_locked(struct conn_table_slot *s, uint32_t worker,
 }
 
 int conn_table_alloc(struct shm_seg *seg, uint32_t worker, const struct conn_table_addr *remote,
-                     int64_t connect_wall_ms, int64_t now_mono_ms, uint64_t *id_out)
+                     uint32_t per_address_max, int64_t connect_wall_ms, int64_t now_mono_ms,
+                     uint64_t *id_out)
 {
     struct conn_table_header *h = seg->conn_hdr;
     struct conn_table_slot *s;
+    struct conn_table_ip *ip = NULL;
     uint32_t index, gen;
     int rc;
 
@@ -174,6 +260,19 @@ int conn_table_alloc(struct shm_seg *seg, uint32_t worker, const struct conn_tab
     rc = table_lock(seg);
     if (rc != 0)
         return rc;
+    if (remote != NULL && remote->family != 0) {
+        ip = ip_find_locked(seg, remote->family, remote->addr);
+        if (ip == NULL) {
+            table_unlock(seg);
+            shm_seg_mark_broken(seg);
+            return WSD_EBROKEN;
+        }
+        if (per_address_max > 0 && ip->count >= per_address_max) {
+            table_unlock(seg);
+            atomic_fetch_add_explicit(&h->per_address_refused, 1, memory_order_relaxed);
+            return WSD_ETOOBIG;
+        }
+    }
     rc = pick_locked(seg, &index);
     if (rc != 0) {
         table_unlock(seg);
@@ -188,6 +287,13 @@ int conn_table_alloc(struct shm_seg *seg, uint32_t worker, const struct conn_tab
     unlink_locked(seg, index);
     conn_table_test_hook(CONN_TABLE_STEP_ALLOC_UNLINKED);
     gen = fill_locked(s, worker, remote, connect_wall_ms, now_mono_ms);
+    if (ip != NULL) { /* the empty entry found above, or the address's own */
+        if (ip->family == 0) {
+            memcpy(ip->addr, remote->addr, 16);
+            ip->family = remote->family;
+        }
+        ip->count++;
+    }
     atomic_fetch_add_explicit(&h->in_use, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&seg->workers[worker].connections, 1, memory_order_relaxed);
     conn_table_test_hook(CONN_TABLE_STEP_ALLOC_FILLED);
@@ -208,6 +314,7 @@ static void release_locked(struct shm_seg *seg, uint32_t index)
 
     atomic_store_explicit(&s->state, CONN_TABLE_FREE, memory_order_release);
     conn_table_test_hook(CONN_TABLE_STEP_RELEASE_FREED);
+    ip_drop_locked(seg, s);
     s->next_free = h->free_head;
     h->free_head = index;
     atomic_fetch_sub_explicit(&h->in_use, 1, memory_order_relaxed);
@@ -266,6 +373,26 @@ int conn_table_release_worker(struct shm_seg *seg, uint32_t worker)
         table_unlock(seg);
     }
     return freed;
+}
+
+int64_t conn_table_address_count(struct shm_seg *seg, const struct conn_table_addr *remote)
+{
+    struct conn_table_ip *e;
+    int64_t n = 0;
+    int rc;
+
+    if (remote == NULL || remote->family == 0)
+        return 0;
+    rc = table_lock(seg);
+    if (rc != 0)
+        return rc;
+    e = ip_find_locked(seg, remote->family, remote->addr);
+    if (e == NULL)
+        n = WSD_EBROKEN;
+    else if (e->family != 0)
+        n = e->count;
+    table_unlock(seg);
+    return n;
 }
 
 struct conn_table_slot *conn_table_get(const struct shm_seg *seg, uint64_t id)
@@ -394,7 +521,34 @@ static int64_t free_list_len_locked(const struct shm_seg *seg, uint32_t hw)
     return n;
 }
 
-static int verify_locked(const struct shm_seg *seg)
+/* Every used slot's address has an entry, and the entries' counts add up to them. */
+static int verify_ips_locked(struct shm_seg *seg, uint32_t hw)
+{
+    uint64_t want = 0, have = 0;
+    uint32_t i;
+
+    for (i = 0; i < hw; i++) {
+        const struct conn_table_slot *s = slot_at(seg, i);
+        const struct conn_table_ip *e;
+
+        if (slot_state(s) == CONN_TABLE_FREE || s->family == 0)
+            continue;
+        e = ip_find_locked(seg, s->family, s->addr);
+        if (e == NULL || e->family == 0)
+            return WSD_EBROKEN;
+        want++;
+    }
+    for (i = 0; i < seg->hdr->ips_cap; i++) {
+        if (seg->ips[i].family == 0)
+            continue;
+        if (seg->ips[i].count == 0)
+            return WSD_EBROKEN;
+        have += seg->ips[i].count;
+    }
+    return want == have ? 0 : WSD_EBROKEN;
+}
+
+static int verify_locked(struct shm_seg *seg)
 {
     uint32_t hw = atomic_load_explicit(&seg->conn_hdr->high_water, memory_order_relaxed);
     uint32_t counts[SHM_SEG_WORKERS] = {0};
@@ -423,7 +577,7 @@ static int verify_locked(const struct shm_seg *seg)
         if (atomic_load_explicit(&seg->workers[i].connections, memory_order_relaxed) !=
             counts[i])
             return WSD_EBROKEN;
-    return 0;
+    return verify_ips_locked(seg, hw);
 }
 
 int conn_table_verify(struct shm_seg *seg)

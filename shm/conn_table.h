@@ -57,7 +57,17 @@
  *   120 reserved         u64
  *
  * struct conn_table_header (128 bytes): line 0 the robust lock; line 1 count, free_head
- * (lock), high_water (atomic, lock writes), in_use (atomic, lock writes) and counters.
+ * (lock), high_water (atomic, lock writes), in_use (atomic, lock writes), counters and
+ * the key of the address hash.
+ *
+ * Connections per client address (max_connections_per_ip): an open-addressing table of
+ * struct conn_table_ip in the segment (ips_off, ips_cap >= 2 x max_connections, so at
+ * most half full), written only under the table's lock by allocation and release, in
+ * the same critical section as the slot. Every allocation with a known address is
+ * counted, limit or none, so a limit set by a reload sees the connections already open.
+ * Lookups hash (family, address) with SipHash under a key drawn when the segment is
+ * created (no chosen collisions); removal shifts the run back (no tombstones). The
+ * table is derived state: the repair rebuilds it from the used slots.
  */
 #ifndef WSD_SHM_CONN_TABLE_H
 #define WSD_SHM_CONN_TABLE_H
@@ -130,6 +140,8 @@ struct conn_table_header {
     _Atomic uint64_t allocs;
     _Atomic uint64_t releases;
     _Atomic uint64_t full; /* allocations refused with WSD_ENOSPC */
+    uint8_t ip_key[16];    /* SipHash key of the address table (set at creation) */
+    _Atomic uint64_t per_address_refused; /* allocations refused with WSD_ETOOBIG */
 };
 
 _Static_assert(sizeof(struct shm_mutex) <= WSD_CACHELINE, "lock fits its cache line");
@@ -142,6 +154,16 @@ struct conn_table_addr {
     uint16_t port;   /* host byte order */
     uint8_t addr[16];
 };
+
+/* Connections from one client address (24 bytes; family 0 = empty entry). */
+struct conn_table_ip {
+    uint8_t addr[16]; /* as in struct conn_table_addr: IPv4 in the first 4 bytes */
+    uint16_t family;
+    uint16_t reserved;
+    uint32_t count;
+};
+
+_Static_assert(sizeof(struct conn_table_ip) == 24, "address entry is 24 bytes");
 
 /* A consistent copy of one used slot, for the master's scans and wsctl. */
 struct conn_table_info {
@@ -198,13 +220,21 @@ int conn_table_init(struct shm_seg *seg);
  * Allocates a slot for a new connection owned by `worker`: remote address (NULL =
  * unknown, stored as zeros), connect time and last-seen time set, counters zero, user
  * none, flags 0, no close request, state CONN_TABLE_CONNECTING, the worker's connection
- * count raised. Writes the new id to *id_out. Any worker slot is accepted whatever its
- * state; the times come from the caller (no clock reads under the lock).
- * Returns 0; WSD_EINVAL for worker >= SHM_SEG_WORKERS; WSD_ENOSPC when every slot is in
- * use (counted in header `full`); WSD_EBROKEN when the table could not be repaired.
+ * count raised, the remote address's count raised. Writes the new id to *id_out. Any
+ * worker slot is accepted whatever its state; the times come from the caller (no clock
+ * reads under the lock). per_address_max > 0 refuses a known address that already has
+ * that many connections.
+ * Returns 0; WSD_EINVAL for worker >= SHM_SEG_WORKERS; WSD_ETOOBIG when the address is at
+ * per_address_max (counted in header `per_address_refused`); WSD_ENOSPC when every slot
+ * is in use (counted in header `full`); WSD_EBROKEN when the table could not be repaired.
  */
 int conn_table_alloc(struct shm_seg *seg, uint32_t worker, const struct conn_table_addr *remote,
-                     int64_t connect_wall_ms, int64_t now_mono_ms, uint64_t *id_out);
+                     uint32_t per_address_max, int64_t connect_wall_ms, int64_t now_mono_ms,
+                     uint64_t *id_out);
+
+/* Connections from this address now (0 for an unknown family). Takes the lock; for
+ * tests and diagnostics. Returns the count or WSD_EBROKEN. */
+int64_t conn_table_address_count(struct shm_seg *seg, const struct conn_table_addr *remote);
 
 /*
  * Frees the slot of connection `id` (its owner, or the master). The id and every copy
@@ -259,7 +289,8 @@ uint32_t conn_table_high_water(const struct shm_seg *seg);
 /*
  * Checks the table under its lock: the free list has no cycle and holds exactly the
  * free slots below the high-water mark, the in-use count and every worker's connection
- * count match the states. Scans the whole used part of the table while holding the lock:
+ * count match the states, and the address table holds exactly the used slots' addresses
+ * with their counts. Scans the whole used part of the table while holding the lock:
  * for tests and diagnostics, not for the hot path. Returns 0 or WSD_EBROKEN.
  */
 int conn_table_verify(struct shm_seg *seg);

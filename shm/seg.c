@@ -25,6 +25,8 @@ struct seg_layout {
     uint64_t groups_off;
     uint32_t users_cap;
     uint32_t groups_cap;
+    uint64_t ips_off;
+    uint32_t ips_cap;
     uint64_t total_size;
 };
 
@@ -57,7 +59,11 @@ static void seg_layout(uint32_t conn_count, uint64_t ring_bytes, uint32_t groups
     l->groups_cap = groups_cap;
     l->users_off = l->rings_off + SHM_SEG_WORKERS * l->ring_stride;
     l->groups_off = round_page(l->users_off + names_size(l->users_cap));
-    l->total_size = round_page(l->groups_off + names_size(l->groups_cap));
+    l->ips_off = round_page(l->groups_off + names_size(l->groups_cap));
+    l->ips_cap = 16;
+    while (l->ips_cap < 2 * (uint64_t)conn_count) /* at most half full: short probes */
+        l->ips_cap <<= 1;
+    l->total_size = round_page(l->ips_off + (uint64_t)l->ips_cap * sizeof(struct conn_table_ip));
 }
 
 static bool name_is_valid(const char *name)
@@ -96,6 +102,7 @@ static void seg_attach(struct shm_seg *seg, void *base, size_t size, bool readon
     seg->ring_stride = seg->hdr->ring_stride;
     seg->users = (struct names_table *)(b + seg->hdr->users_off);
     seg->groups = (struct names_table *)(b + seg->hdr->groups_off);
+    seg->ips = (struct conn_table_ip *)(b + seg->hdr->ips_off);
 }
 
 static void header_init(struct shm_seg_header *h, const struct shm_seg_sizes *sz,
@@ -120,6 +127,8 @@ static void header_init(struct shm_seg_header *h, const struct shm_seg_sizes *sz
     h->groups_off = l->groups_off;
     h->users_cap = l->users_cap;
     h->groups_cap = l->groups_cap;
+    h->ips_off = l->ips_off;
+    h->ips_cap = l->ips_cap;
     h->master_pid = (int32_t)getpid();
     h->start_wall_ms = clock_wall_ms();
     atomic_store_explicit(&h->state, SHM_SEG_STARTING, memory_order_relaxed);
@@ -235,7 +244,7 @@ static bool header_valid(const struct shm_seg_header *h, uint64_t map_size)
         h->ring_stride != l.ring_stride || h->total_size != l.total_size ||
         h->users_off != l.users_off || h->groups_off != l.groups_off ||
         h->users_cap != l.users_cap || h->groups_cap != l.groups_cap ||
-        l.total_size > map_size)
+        h->ips_off != l.ips_off || h->ips_cap != l.ips_cap || l.total_size > map_size)
         return false;
     conn_hdr = (const struct conn_table_header *)((const unsigned char *)h + h->conn_hdr_off);
     ring0 = (const struct ring *)((const unsigned char *)h + h->rings_off);
@@ -375,6 +384,7 @@ enum shm_seg_hs_bucket shm_seg_hs_bucket(int status)
     case 405: return SHM_SEG_HS_405;
     case 408: return SHM_SEG_HS_408;
     case 426: return SHM_SEG_HS_426;
+    case 429: return SHM_SEG_HS_429;
     case 431: return SHM_SEG_HS_431;
     case 503: return SHM_SEG_HS_503;
     default: return SHM_SEG_HS_OTHER;

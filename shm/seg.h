@@ -17,6 +17,8 @@
  *                 ring i is the inbound ring of worker slot i (ring.h)
  *   users_off     struct names_table + users_cap entries: user id -> connections (names.h)
  *   groups_off    struct names_table + groups_cap entries: group -> members (names.h)
+ *   ips_off       struct conn_table_ip[ips_cap]   connections per client address, 24 bytes
+ *                 each, under the connection table's lock (conn_table.h)
  *   total_size
  *
  * struct shm_seg_header (3 cache lines):
@@ -39,6 +41,8 @@
  *   136 config_generation atomic u64  bumped by the master on every applied reload
  *   144 users_off, groups_off  u64 x 2
  *   160 users_cap, groups_cap  u32 x 2   entries of the two name tables (powers of two)
+ *   168 ips_off      u64   the per-address counts
+ *   176 ips_cap      u32   their entries: a power of two, at least 2 x max_connections
  *
  * Lock order: the connection table lock, then a ring lock; never the other way round.
  */
@@ -55,7 +59,7 @@
 #include "core/wsd.h"
 
 #define SHM_SEG_MAGIC UINT64_C(0x57534453484d3031) /* "WSDSHM01" */
-#define SHM_SEG_LAYOUT_VERSION 5
+#define SHM_SEG_LAYOUT_VERSION 6
 #define SHM_SEG_NAME_LEN 64
 #define SHM_SEG_WORKERS CONFIG_MAX_WORKERS
 #define SHM_SEG_MAX_CONNECTIONS 1000000u
@@ -66,6 +70,7 @@
 
 struct conn_table_header;
 struct conn_table_slot;
+struct conn_table_ip;
 struct ring;
 struct names_table;
 
@@ -112,6 +117,7 @@ enum shm_seg_hs_bucket {
     SHM_SEG_HS_405,
     SHM_SEG_HS_408,
     SHM_SEG_HS_426,
+    SHM_SEG_HS_429,
     SHM_SEG_HS_431,
     SHM_SEG_HS_503,
     SHM_SEG_HS_OTHER,
@@ -199,6 +205,9 @@ struct shm_seg_header {
     uint64_t groups_off; /* struct names_table of the group table */
     uint32_t users_cap;
     uint32_t groups_cap;
+    uint64_t ips_off; /* struct conn_table_ip[ips_cap] */
+    uint32_t ips_cap;
+    uint32_t reserved1;
 };
 
 _Static_assert(offsetof(struct shm_seg_header, magic) == 0, "magic at offset 0");
@@ -212,7 +221,7 @@ _Static_assert(sizeof(struct shm_seg_header) == 192, "header is 3 cache lines");
 _Static_assert(sizeof(struct shm_seg_header) <= SHM_SEG_PAGE, "header fits its page");
 _Static_assert(offsetof(struct shm_seg_worker, started_wall_ms) == 16, "worker layout");
 _Static_assert(offsetof(struct shm_seg_worker, stats) == 64, "worker stats on line 1");
-_Static_assert(sizeof(struct shm_seg_worker_stats) == 264, "worker stats size");
+_Static_assert(sizeof(struct shm_seg_worker_stats) == 272, "worker stats size");
 _Static_assert(sizeof(struct shm_seg_worker) == 6 * WSD_CACHELINE, "worker slot is 384 bytes");
 _Static_assert(ATOMIC_INT_LOCK_FREE == 2 && ATOMIC_LLONG_LOCK_FREE == 2,
                "shared atomics must be lock-free (address-free)");
@@ -240,6 +249,7 @@ struct shm_seg {
     uint64_t ring_stride;
     struct names_table *users;
     struct names_table *groups;
+    struct conn_table_ip *ips;
 };
 
 /*

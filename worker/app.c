@@ -164,6 +164,7 @@ static int app_login(struct worker *w, struct conn *c, const struct jwt_claims *
     ac->user[claims->sub.len] = '\0';
     ac->user_len = (uint8_t)claims->sub.len;
     ac->anonymous = false;
+    table_conn_add_flags(w, c, CONN_TABLE_F_AUTHENTICATED);
     if (!ac->authed)
         app_count_audience(w, 1);
     ac->authed = true;

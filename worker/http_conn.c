@@ -4,6 +4,7 @@
 #include "core/wsd.h"
 #include "proto/handshake.h"
 #include "proto/http.h"
+#include "shm/conn_table.h"
 #include "worker/conn.h"
 #include "worker/metrics.h"
 #include "worker/table.h"
@@ -83,7 +84,12 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
                          const struct http_request *req, uint8_t *rest, size_t rest_len,
                          enum conn_route route)
 {
-    if (table_conn_acquire(w, c) < 0) {
+    int rc = table_conn_acquire(w, c);
+    if (rc == WSD_ETOOBIG) {
+        http_conn_fail(w, c, 429, "too many connections from this address");
+        return;
+    }
+    if (rc < 0) {
         http_conn_fail(w, c, 503, "connection table full");
         return;
     }
@@ -102,6 +108,8 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
     ws_conn_start(w, c, res, req);
     if (c->phase != CONN_WS)
         return;
+    table_conn_add_flags(w, c, (c->tls ? CONN_TABLE_F_TLS : 0) |
+                                   (c->pmd ? CONN_TABLE_F_DEFLATE : 0));
     if (rest_len > 0)
         ws_conn_feed(w, c, rest, rest_len); /* trims c's conn_ext itself */
     else

@@ -122,7 +122,7 @@ static int metrics_render_workers(const struct shm_seg *seg, struct buf *out)
 }
 
 static const char *const hs_bucket_names[SHM_SEG_HS_BUCKETS] = {
-    "400", "403", "404", "405", "408", "426", "431", "503", "other",
+    "400", "403", "404", "405", "408", "426", "429", "431", "503", "other",
 };
 
 static uint64_t metrics_sum(const struct shm_seg *seg, size_t off)

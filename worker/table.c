@@ -107,7 +107,10 @@ int table_conn_acquire(struct worker *w, struct conn *c)
     struct conn_table_addr a;
     table_addr(&c->ext->peer, &a);
     uint64_t id;
-    int rc = conn_table_alloc(w->seg, (uint32_t)w->id, &a, clock_wall_ms(), w->now_ms, &id);
+    int rc = conn_table_alloc(w->seg, (uint32_t)w->id, &a, w->cfg->max_connections_per_ip,
+                              clock_wall_ms(), w->now_ms, &id);
+    if (rc == WSD_ETOOBIG) /* a client's doing, and counted: no log line per refusal */
+        return rc;
     if (rc < 0) {
         log_msg(LOG_WARN, "connection table: cannot take a slot: %s", wsd_strerror(rc));
         return rc;
@@ -132,6 +135,13 @@ void table_conn_set_user(struct worker *w, struct conn *c, uint32_t user_index)
     struct conn_table_slot *s = table_slot(w, c);
     if (s)
         atomic_store_explicit(&s->user, user_index, RELAXED);
+}
+
+void table_conn_add_flags(struct worker *w, struct conn *c, uint32_t flags)
+{
+    struct conn_table_slot *s = table_slot(w, c);
+    if (s)
+        atomic_fetch_or_explicit(&s->flags, flags, RELAXED);
 }
 
 void table_conn_state(struct worker *w, struct conn *c, enum table_state state)

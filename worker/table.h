@@ -29,7 +29,8 @@ void table_worker_stop(struct worker *w);
  */
 void table_worker_tick(struct worker *w);
 
-/* Takes a connection slot for c (sets c->slot and c->id). Returns 0 or WSD_ENOSPC. */
+/* Takes a connection slot for c (sets c->slot and c->id). Returns 0; WSD_ETOOBIG when
+ * the client address has max_connections_per_ip connections; WSD_ENOSPC or WSD_EBROKEN. */
 int table_conn_acquire(struct worker *w, struct conn *c);
 /* Releases c's slot, if it has one, counting its close code. */
 void table_conn_release(struct worker *w, struct conn *c);
@@ -40,6 +41,8 @@ void table_conn_prefetch(struct worker *w, struct conn *c);
 
 /* Records the user-index entry of c's user (UINT32_MAX: none). */
 void table_conn_set_user(struct worker *w, struct conn *c, uint32_t user_index);
+/* Records CONN_TABLE_F_* bits of c in its slot (wsctl shows them). */
+void table_conn_add_flags(struct worker *w, struct conn *c, uint32_t flags);
 void table_conn_state(struct worker *w, struct conn *c, enum table_state state);
 void table_conn_seen(struct worker *w, struct conn *c, int64_t now_ms);
 void table_conn_ping(struct worker *w, struct conn *c, int64_t now_ms);

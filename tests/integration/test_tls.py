@@ -2,6 +2,7 @@
 backpressure inside TLS records, bad input on the TLS port, session tickets shared by
 the workers, certificates swapped by a reload, and `wsd -t` on bad certificate files."""
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import pytest
 import websockets
 
 from wsdclient import Client, RawClient, conn_owners, full_tok
-from wsdproc import ROOT, WSD_BIN, Wsd, make_cert
+from wsdproc import ROOT, WSCTL_BIN, WSD_BIN, Wsd, make_cert
 
 NODE_PATH = os.path.join(ROOT, "build", "peers", "node_modules")
 
@@ -326,3 +327,20 @@ def test_config_check_names_the_bad_tls_file(tmp_path):
     conf.write_text(f"tls_listen 127.0.0.1:1\ntls_cert {cert}\ntls_key {key}\n")
     p = subprocess.run([WSD_BIN, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
+
+
+def test_wsctl_marks_tls_deflate_and_authenticated_connections(tw):
+    async def go():
+        t = await Client.login(tw.wss_url, full_tok("flag-tls"), ssl=tw.tls_context())
+        p = await websockets.connect(tw.url + "/echo")  # deflate offered by default
+        try:
+            out = subprocess.run([WSCTL_BIN, "-s", tw.sock, "--json", "conns"],
+                                 capture_output=True, text=True, timeout=10)
+            assert out.returncode == 0, out.stderr
+            rows = {r["remote"]: r for r in json.loads(out.stdout)["connections"]}
+            assert rows["127.0.0.1:%d" % t.port]["flags"] == ["tls", "authenticated"]
+            assert rows["127.0.0.1:%d" % p.local_address[1]]["flags"] == ["deflate"]
+        finally:
+            await t.close()
+            await p.close()
+    run(go())

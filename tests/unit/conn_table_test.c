@@ -77,7 +77,7 @@ static uint64_t alloc_ok(uint32_t worker)
 {
     uint64_t id = CONN_TABLE_ID_NONE;
 
-    cr_assert_eq(conn_table_alloc(&seg, worker, &addr4, 1000, 500, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, worker, &addr4, 0, 1000, 500, &id), 0);
     cr_assert_neq(id, CONN_TABLE_ID_NONE);
     return id;
 }
@@ -89,7 +89,7 @@ static uint32_t fill_table(uint32_t worker)
     uint32_t n = 0;
     int rc;
 
-    while ((rc = conn_table_alloc(&seg, worker, &addr4, 1, 1, &id)) == 0)
+    while ((rc = conn_table_alloc(&seg, worker, &addr4, 0, 1, 1, &id)) == 0)
         n++;
     cr_assert_eq(rc, WSD_ENOSPC);
     return n;
@@ -105,7 +105,7 @@ Test(conn_table, fills_up_then_reuses_a_released_slot_with_a_new_generation)
         cr_assert_eq(conn_table_id_index(ids[i]), i, "fresh table hands out slots in order");
     }
     cr_assert_eq(conn_table_in_use(&seg), SMALL);
-    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 0, 0, &extra), WSD_ENOSPC);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 0, 0, 0, &extra), WSD_ENOSPC);
     cr_assert_eq(atomic_load(&seg.conn_hdr->full), 1);
 
     cr_assert_eq(conn_table_release(&seg, ids[5]), 0);
@@ -118,7 +118,7 @@ Test(conn_table, fills_up_then_reuses_a_released_slot_with_a_new_generation)
     cr_assert_not_null(conn_table_get(&seg, again));
     cr_assert_eq(conn_table_release(&seg, ids[5]), WSD_ENOENT);
     cr_assert_eq(conn_table_request_close(&seg, ids[5], 4000), WSD_ENOENT);
-    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 0, 0, &extra), WSD_ENOSPC);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 0, 0, 0, &extra), WSD_ENOSPC);
     cr_assert_eq(conn_table_verify(&seg), 0);
 }
 
@@ -140,7 +140,7 @@ Test(conn_table, rejects_invalid_ids_and_workers)
 {
     uint64_t id;
 
-    cr_assert_eq(conn_table_alloc(&seg, SHM_SEG_WORKERS, &addr4, 0, 0, &id), WSD_EINVAL);
+    cr_assert_eq(conn_table_alloc(&seg, SHM_SEG_WORKERS, &addr4, 0, 0, 0, &id), WSD_EINVAL);
     cr_assert_null(conn_table_get(&seg, CONN_TABLE_ID_NONE));
     cr_assert_null(conn_table_get(&seg, conn_table_make_id(1, SMALL)));
     cr_assert_null(conn_table_get(&seg, conn_table_make_id(1, 0)), "slot 0 is free");
@@ -159,7 +159,7 @@ Test(conn_table, alloc_sets_identity_and_resets_what_the_last_occupant_left)
     struct conn_table_slot *s;
     uint64_t id, id2;
 
-    cr_assert_eq(conn_table_alloc(&seg, 3, &a6, 1700000000123, 42, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 3, &a6, 0, 1700000000123, 42, &id), 0);
     s = conn_table_get(&seg, id);
     cr_assert_not_null(s);
     atomic_store(&s->bytes_in, 99);
@@ -183,7 +183,7 @@ Test(conn_table, alloc_sets_identity_and_resets_what_the_last_occupant_left)
 
     cr_assert_eq(conn_table_release(&seg, id), 0);
     cr_assert_eq(conn_table_snapshot(&seg, conn_table_id_index(id), &info), WSD_ENOENT);
-    cr_assert_eq(conn_table_alloc(&seg, 4, NULL, 5, 6, &id2), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 4, NULL, 0, 5, 6, &id2), 0);
     cr_assert_eq(conn_table_id_index(id2), conn_table_id_index(id));
     cr_assert_eq(conn_table_snapshot(&seg, conn_table_id_index(id2), &info), 0);
     cr_assert_eq(info.state, CONN_TABLE_CONNECTING);
@@ -270,7 +270,7 @@ static void child_killed_at(enum conn_table_step step, uint64_t release_id)
         if (release_id != CONN_TABLE_ID_NONE)
             conn_table_release(&seg, release_id);
         else
-            conn_table_alloc(&seg, 3, &addr4, 0, 0, &id);
+            conn_table_alloc(&seg, 3, &addr4, 0, 0, 0, &id);
         _exit(0); /* not reached: the hook killed us */
     }
     cr_assert_eq(waitpid(pid, &status, 0), pid);
@@ -421,9 +421,9 @@ Test(shm_seg, million_connection_table_is_touched_only_where_used)
 
     create_seg(SHM_SEG_MAX_CONNECTIONS);
     cr_assert_eq(resident_pages(), 0);
-    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, 0, &id), 0);
     cr_assert_eq(conn_table_release(&seg, id), 0);
-    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, 0, &id), 0);
     cr_assert_eq(conn_table_id_index(id), 0);
     cr_assert_eq(conn_table_high_water(&seg), 1);
     cr_assert_eq(resident_pages(), 1);
@@ -444,7 +444,7 @@ Test(shm_seg, create_writes_the_header_and_readonly_open_validates_it)
     cr_assert_eq(seg.hdr->conn_count, 100);
     cr_assert_eq(seg.hdr->total_size, seg.size);
     cr_assert_eq(shm_seg_state(&seg), SHM_SEG_STARTING);
-    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, 0, &id), 0);
 
     cr_assert_eq(shm_seg_open_readonly(&ro, seg_name), 0);
     cr_assert(ro.readonly);
@@ -584,7 +584,7 @@ Test(shm_seg, create_replaces_a_stale_segment_of_the_same_name)
     uint64_t id;
 
     create_seg(10);
-    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 0, &addr4, 0, 0, 0, &id), 0);
     old = seg;
     cr_assert_eq(shm_seg_create(&seg, seg_name, &sz), 0);
     cr_assert_eq(conn_table_in_use(&seg), 0, "a fresh segment, not the stale one");
@@ -665,4 +665,122 @@ Test(shm_seg, worker_stats_are_counted_with_relaxed_adds)
     SHM_SEG_STAT_ADD(w, closes[shm_seg_close_bucket(1001)], 1);
     cr_assert_eq(atomic_load(&w->stats.msgs_in), 5);
     cr_assert_eq(atomic_load(&w->stats.closes[SHM_SEG_CLOSE_GOING_AWAY]), 1);
+}
+
+/* ---- connections per address ---- */
+
+static struct conn_table_addr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d)
+{
+    struct conn_table_addr x = {.family = 2, .port = 1, .addr = {a, b, c, d}};
+    return x;
+}
+
+Test(conn_table, per_address_max_refuses_an_address_at_its_limit_and_only_it)
+{
+    struct conn_table_addr other = v4(127, 0, 0, 2);
+    struct conn_table_addr six = {.family = 10, .port = 1, .addr = {0xfe, 0x80, [15] = 1}};
+    uint64_t ids[3], id;
+
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 3, 0, 0, &ids[i]), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 3, 0, 0, &id), WSD_ETOOBIG);
+    cr_assert_eq(conn_table_alloc(&seg, 2, &addr4, 3, 0, 0, &id), WSD_ETOOBIG,
+                 "counted over every worker");
+    cr_assert_eq(atomic_load(&seg.conn_hdr->per_address_refused), 2);
+    cr_assert_eq(conn_table_in_use(&seg), 3, "a refusal takes no slot");
+    cr_assert_eq(conn_table_address_count(&seg, &addr4), 3);
+    /* Other addresses, and the same bytes as IPv6, are counted apart. */
+    cr_assert_eq(conn_table_alloc(&seg, 1, &other, 3, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &six, 1, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &six, 1, 0, 0, &id), WSD_ETOOBIG);
+    cr_assert_eq(conn_table_address_count(&seg, &other), 1);
+    /* A release makes room; a higher limit (a reload) admits more at once. */
+    cr_assert_eq(conn_table_release(&seg, ids[1]), 0);
+    cr_assert_eq(conn_table_address_count(&seg, &addr4), 2);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 3, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 4, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 0, 0, 0, &id), 0, "0 is no limit");
+    cr_assert_eq(conn_table_address_count(&seg, &addr4), 5);
+    cr_assert_eq(conn_table_verify(&seg), 0);
+    /* The last connection of an address removes its entry. */
+    cr_assert_eq(conn_table_release_worker(&seg, 1), 7);
+    cr_assert_eq(conn_table_address_count(&seg, &addr4), 0);
+    cr_assert_eq(conn_table_address_count(&seg, &six), 0);
+    for (uint32_t i = 0; i < seg.hdr->ips_cap; i++)
+        cr_assert_eq(seg.ips[i].family, 0, "entry %u left behind", i);
+}
+
+Test(conn_table, unknown_addresses_are_never_counted_or_refused)
+{
+    struct conn_table_addr unknown = {.family = 0};
+    uint64_t id;
+
+    cr_assert_eq(conn_table_alloc(&seg, 1, NULL, 1, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, NULL, 1, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &unknown, 1, 0, 0, &id), 0);
+    cr_assert_eq(conn_table_address_count(&seg, &unknown), 0);
+    cr_assert_eq(conn_table_verify(&seg), 0);
+}
+
+/*
+ * Thousands of addresses in a table with long probe runs: every count stays right while
+ * connections come and go in random order (removal moves runs back, never loses one).
+ */
+Test(conn_table, address_counts_stay_exact_through_random_arrivals_and_departures)
+{
+    enum { CONNS = 4096, ADDRS = 1500, STEPS = 40000 };
+    static uint64_t ids[CONNS];
+    static uint16_t addr_of[CONNS];
+    static uint32_t model[ADDRS];
+    uint32_t live = 0, seed = 12345;
+
+    teardown();
+    create_seg(CONNS);
+    atomic_store(&shm_seg_worker(&seg, 0)->state, SHM_SEG_WORKER_RUNNING);
+    for (int step = 0; step < STEPS; step++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        if (live < CONNS && (live == 0 || r % 100 < 55)) {
+            uint16_t a = (uint16_t)(r % ADDRS);
+            struct conn_table_addr x = v4(10, 0, (uint8_t)(a >> 8), (uint8_t)a);
+            int rc = conn_table_alloc(&seg, 0, &x, 6, 0, 0, &ids[live]);
+            if (model[a] == 6) {
+                cr_assert_eq(rc, WSD_ETOOBIG, "address %u at its limit", a);
+                continue;
+            }
+            cr_assert_eq(rc, 0);
+            addr_of[live++] = a;
+            model[a]++;
+        } else {
+            uint32_t k = r % live;
+            cr_assert_eq(conn_table_release(&seg, ids[k]), 0);
+            model[addr_of[k]]--;
+            ids[k] = ids[live - 1];
+            addr_of[k] = addr_of[--live];
+        }
+        if (step % 5000 == 0)
+            cr_assert_eq(conn_table_verify(&seg), 0, "step %d", step);
+    }
+    for (uint32_t a = 0; a < ADDRS; a++) {
+        struct conn_table_addr x = v4(10, 0, (uint8_t)(a >> 8), (uint8_t)a);
+        cr_assert_eq(conn_table_address_count(&seg, &x), model[a], "address %u", a);
+    }
+    cr_assert_eq(conn_table_verify(&seg), 0);
+}
+
+Test(conn_table, repair_rebuilds_the_address_counts)
+{
+    struct conn_table_addr other = v4(127, 0, 0, 2);
+    uint64_t id;
+
+    for (int i = 0; i < 3; i++)
+        alloc_ok(1);
+    cr_assert_eq(conn_table_alloc(&seg, 1, &other, 0, 0, 0, &id), 0);
+    /* Counts scribbled over, then a holder of the lock dies: the repair recounts. */
+    memset(seg.ips, 0xff, (size_t)seg.hdr->ips_cap * sizeof(seg.ips[0]));
+    child_killed_at(CONN_TABLE_STEP_RELEASE_LINKED, id);
+    cr_assert_eq(conn_table_verify(&seg), 0);
+    cr_assert_eq(conn_table_address_count(&seg, &addr4), 3);
+    cr_assert_eq(conn_table_address_count(&seg, &other), 0, "the released one is gone");
+    cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 3, 0, 0, &id), WSD_ETOOBIG);
 }
