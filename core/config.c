@@ -892,7 +892,7 @@ static const struct key keys[] = {
     COUNT(offline_max, KT_U32, 1, 100000000, "10000", 0),
     SECONDS(session_ttl, 0, 30 * DAY, "300", 0),
     SECONDS(dedup_window, 0, 30 * DAY, "120", 0),
-    COUNT(dedup_max, KT_U32, 1, 1000000, "1024", PENDING),
+    COUNT(dedup_max, KT_U32, 1, 1000000, "1024", 0),
     COUNT(history_size, KT_I64, 0, 1000000, "100", 0),
     NUM(history_ttl, KT_I64, parse_seconds, 0, YEAR, "300", 0),
     {"group", KT_GROUPS, F(group_rules), F(num_group_rules), 0, 0, 0, parse_group, NULL,

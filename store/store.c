@@ -176,6 +176,22 @@ int store_dedup_key(char *buf, size_t cap, const char *user, const char *mid)
     return 0;
 }
 
+size_t store_dedup_key_user_len(const char *key, size_t len)
+{
+    size_t n = 0, i = 0;
+
+    while (i < len && i < 4 && key[i] >= '0' && key[i] <= '9')
+        n = n * 10 + (size_t)(key[i++] - '0');
+    if (i == 0 || i == len || key[i] != ':' || n > len - i - 1)
+        return 0;
+    return i + 1 + n;
+}
+
+void store_set_dedup_max(struct store *s, uint32_t n)
+{
+    s->dedup_max = n;
+}
+
 int store_open(const struct store_options *opt, struct store **out, char *err, size_t cap)
 {
     const char *uri = opt->uri != NULL ? opt->uri : "";

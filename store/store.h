@@ -200,6 +200,19 @@ int store_expire(struct store *s, int64_t now_ms, size_t budget);
  */
 int store_dedup_key(char *buf, size_t cap, const char *user, const char *mid);
 
+/* The length of the user part ("<len>:<user>") of a store_dedup_key() key of len bytes;
+ * 0 when the key is not of that form. */
+size_t store_dedup_key_user_len(const char *key, size_t len);
+
+/*
+ * Caps the dedup keys remembered per user at n (0, the default: no cap). An append that
+ * would remember one more key than n for its user forgets that user's oldest key first,
+ * so a retry of the oldest message is then no longer recognised as one. Keys made by
+ * store_dedup_key() are grouped by their user; other keys are not capped. Applies from
+ * the next append on (keys over a lowered cap go one per append, or when they expire).
+ */
+void store_set_dedup_max(struct store *s, uint32_t n);
+
 /*
  * Backend interface: store.c dispatches every call above through s->ops. Not for
  * callers; a backend embeds struct store as the first member of its handle.
@@ -228,6 +241,7 @@ struct store_ops {
 
 struct store {
     const struct store_ops *ops;
+    uint32_t dedup_max; /* store_set_dedup_max(); 0 = no cap */
 };
 
 #define STORE_KEY_LEN 16         /* the store's epoch key */

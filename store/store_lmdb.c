@@ -17,10 +17,11 @@
 #define LM_IDX_KEY_MAX (8 + STORE_DEDUP_KEY_MAX)
 
 enum lm_db { LM_META, LM_MSG, LM_CHAN_EXP, LM_DEDUP, LM_DEDUP_EXP, LM_SESS, LM_SESS_EXP,
-             LM_GLOBAL, LM_NUM_DBS };
+             LM_GLOBAL, LM_DEDUP_USER, LM_NUM_DBS };
 
 static const char *const lm_db_names[LM_NUM_DBS] = {
     "meta", "msg", "chan_exp", "dedup", "dedup_exp", "sess", "sess_exp", "global",
+    "dedup_user",
 };
 
 struct store_lmdb {
@@ -304,6 +305,134 @@ static int lm_ekv_put(struct store_lmdb *l, MDB_txn *txn, const struct lm_ekv *e
     return lm_idx_put(l, txn, e->idx, exp, k, klen);
 }
 
+/*
+ * Dedup keys per user (dedup_max), in dedup_user: the key U (the user part of a dedup
+ * key, store_dedup_key_user_len) holds the user's count (u32), and U + be64(ts) + mid
+ * one entry per remembered key, so a cursor at U finds the count and then the oldest.
+ */
+#define LM_DU_KEY_MAX (STORE_DEDUP_KEY_MAX + 8)
+
+static size_t du_key(uint8_t *buf, const char *key, size_t ulen, size_t klen, int64_t ts)
+{
+    memcpy(buf, key, ulen);
+    put_be64(buf + ulen, (uint64_t)ts);
+    memcpy(buf + ulen + 8, key + ulen, klen - ulen);
+    return klen + 8;
+}
+
+static int lm_du_count(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t ulen,
+                       uint32_t *n)
+{
+    MDB_val v;
+    int rc = lm_get(l, txn, LM_DEDUP_USER, key, ulen, &v);
+
+    *n = 0;
+    if (rc == WSD_ENOENT)
+        return 0;
+    if (rc < 0 || v.mv_size != sizeof(*n))
+        return rc < 0 ? rc : WSD_EIO;
+    memcpy(n, v.mv_data, sizeof(*n));
+    return 0;
+}
+
+static int lm_du_add(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t ulen,
+                     int delta)
+{
+    uint32_t n;
+    int rc = lm_du_count(l, txn, key, ulen, &n);
+
+    if (rc < 0)
+        return rc;
+    n = delta < 0 && n == 0 ? 0 : n + (uint32_t)delta;
+    if (n == 0)
+        return lm_del(l, txn, LM_DEDUP_USER, key, ulen);
+    return lm_put(l, txn, LM_DEDUP_USER, key, ulen, &n, sizeof(n));
+}
+
+/* Drops the per-user entry of dedup key (klen bytes) remembered at ts, if it has one. */
+static int lm_du_unlink(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t klen,
+                        int64_t ts)
+{
+    uint8_t k[LM_DU_KEY_MAX];
+    size_t ulen = store_dedup_key_user_len(key, klen);
+    MDB_val mk, mv;
+    int rc;
+
+    if (ulen == 0)
+        return 0;
+    mk.mv_size = du_key(k, key, ulen, klen, ts);
+    mk.mv_data = k;
+    rc = mdb_del(txn, l->dbi[LM_DEDUP_USER], &mk, &mv);
+    if (rc == MDB_NOTFOUND)
+        return 0; /* remembered before the cap existed */
+    if (rc != 0)
+        return lm_err(rc);
+    return lm_du_add(l, txn, key, ulen, -1);
+}
+
+/* Forgets dedup key (its record, expiry entry and per-user entry), if remembered. */
+static int lm_dedup_forget(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t klen)
+{
+    static const struct lm_ekv dedup = {LM_DEDUP, LM_DEDUP_EXP};
+    struct lm_dedup d;
+    MDB_val v;
+    int rc = lm_get(l, txn, LM_DEDUP, key, klen, &v);
+
+    if (rc == WSD_ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    if (v.mv_size != sizeof(int64_t) + sizeof(d))
+        return WSD_EIO;
+    memcpy(&d, (uint8_t *)v.mv_data + sizeof(int64_t), sizeof(d));
+    rc = lm_du_unlink(l, txn, key, klen, d.ts_ms);
+    return rc < 0 ? rc : lm_ekv_del(l, txn, &dedup, key, klen);
+}
+
+/* With a cap set: counts key (remembered at ts) for its user, then forgets the user's
+ * oldest keys while there are more than dedup_max. */
+static int lm_du_remember(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t klen,
+                          int64_t ts)
+{
+    uint8_t k[LM_DU_KEY_MAX], oldest[STORE_DEDUP_KEY_MAX];
+    size_t ulen = store_dedup_key_user_len(key, klen);
+    uint32_t n;
+    int rc;
+
+    if (ulen == 0 || l->base.dedup_max == 0)
+        return 0;
+    rc = lm_put(l, txn, LM_DEDUP_USER, k, du_key(k, key, ulen, klen, ts), "", 0);
+    if (rc == 0)
+        rc = lm_du_add(l, txn, key, ulen, 1);
+    if (rc == 0)
+        rc = lm_du_count(l, txn, key, ulen, &n);
+    while (rc == 0 && l->base.dedup_max > 0 && n > l->base.dedup_max) {
+        MDB_cursor *cur;
+        MDB_val ck = {.mv_size = ulen, .mv_data = (void *)key}, cv;
+        size_t olen;
+
+        rc = lm_err(mdb_cursor_open(txn, l->dbi[LM_DEDUP_USER], &cur));
+        if (rc < 0)
+            break;
+        rc = mdb_cursor_get(cur, &ck, &cv, MDB_SET_KEY); /* the count, then the oldest */
+        if (rc == 0)
+            rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT);
+        if (rc != 0 || ck.mv_size <= ulen + 8 || memcmp(ck.mv_data, key, ulen) != 0) {
+            mdb_cursor_close(cur);
+            rc = WSD_EIO;
+            break;
+        }
+        olen = ck.mv_size - 8;
+        memcpy(oldest, key, ulen);
+        memcpy(oldest + ulen, (uint8_t *)ck.mv_data + ulen + 8, olen - ulen);
+        mdb_cursor_close(cur);
+        rc = lm_dedup_forget(l, txn, (const char *)oldest, olen);
+        if (rc == 0)
+            rc = lm_du_count(l, txn, key, ulen, &n);
+    }
+    return rc;
+}
+
 /* The next index entry of cur due at now_ms, deleted: 1 with its name, 0 if none. */
 static int lm_next_due_name(MDB_cursor *cur, int64_t now_ms, uint8_t *name, size_t *len,
                             int64_t *t)
@@ -342,7 +471,13 @@ static int lm_ekv_expire(struct store_lmdb *l, MDB_txn *txn, const struct lm_ekv
             break;
         rc = lm_get(l, txn, e->db, name, len, &v);
         if (rc == 0 && v.mv_size >= sizeof(t) && memcmp(v.mv_data, &t, sizeof(t)) == 0) {
-            rc = lm_del(l, txn, e->db, name, len);
+            struct lm_dedup d;
+            if (e->db == LM_DEDUP && v.mv_size == sizeof(t) + sizeof(d)) {
+                memcpy(&d, (uint8_t *)v.mv_data + sizeof(t), sizeof(d));
+                rc = lm_du_unlink(l, txn, (const char *)name, len, d.ts_ms);
+            }
+            if (rc == 0)
+                rc = lm_del(l, txn, e->db, name, len);
             (*removed)++;
         }
         if (rc < 0 && rc != WSD_ENOENT)
@@ -492,10 +627,15 @@ static int lm_append_txn(struct store_lmdb *l, MDB_txn *txn, const char *ch,
     if (rc == 0)
         rc = lm_chan_exp_update(l, txn, ch, chlen, &m);
     if (rc == 0 && dedup_key != NULL && window_ms > 0) {
+        size_t klen = strlen(dedup_key);
         d.offset = msg->offset;
         d.ts_ms = msg->ts_ms;
-        rc = lm_ekv_put(l, txn, &dedup, dedup_key, strlen(dedup_key),
-                        store_expiry_ms(msg->ts_ms, window_ms - 1), &d, sizeof(d));
+        rc = lm_dedup_forget(l, txn, dedup_key, klen); /* one past its window */
+        if (rc == 0)
+            rc = lm_ekv_put(l, txn, &dedup, dedup_key, klen,
+                            store_expiry_ms(msg->ts_ms, window_ms - 1), &d, sizeof(d));
+        if (rc == 0)
+            rc = lm_du_remember(l, txn, dedup_key, klen, msg->ts_ms);
     }
     return rc < 0 ? rc : lm_meta_put(l, txn, ch, chlen, &m);
 }

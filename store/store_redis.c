@@ -17,14 +17,16 @@
 
 #define RD_TIMEOUT_MS 1000
 #define RD_RECONNECT_MS 500
-#define RD_ARGS_MAX 16
+#define RD_ARGS_MAX 20
 #define RD_KEY_MAX (16 + STORE_DEDUP_KEY_MAX)
 #define RD_READ_CHUNK 256
 #define RD_NUM_MAX (1ll << 52) /* numbers given to Lua stay exact doubles */
 
 /*
- * KEYS: meta, stream, dedup key, wsd:exp, wsd:store.
- * ARGV: channel, ts_ms, dedup window (0 = off), max_messages, ttl_ms, epoch, packed.
+ * KEYS: meta, stream, dedup key, wsd:exp, wsd:store, the user's dedup keys (a sorted
+ * set by time, kept while dedup_max is set).
+ * ARGV: channel, ts_ms, dedup window (0 = off), max_messages, ttl_ms, epoch, packed,
+ * dedup_max (0 = no cap), the dedup key ("" when it has no user part).
  * Returns {1, first offset} for a duplicate, {0, offset} otherwise.
  */
 static const char rd_append_lua[] =
@@ -60,6 +62,17 @@ static const char rd_append_lua[] =
     "end\n"
     "if win > 0 then\n"
     "  redis.call('SET', dd, string.format('%d:%s', off, ARGV[2]), 'PX', ARGV[3])\n"
+    "  local du, dmax = KEYS[6], tonumber(ARGV[8])\n"
+    "  if dmax > 0 and ARGV[9] ~= '' then\n"
+    "    redis.call('ZREMRANGEBYSCORE', du, '-inf', ts - win)\n"
+    "    redis.call('ZADD', du, ts, ARGV[9])\n"
+    "    local n = redis.call('ZCARD', du)\n"
+    "    if n > dmax then\n"
+    "      local old = redis.call('ZPOPMIN', du, n - dmax)\n"
+    "      for i = 1, #old, 2 do redis.call('DEL', 'wsd:dd:' .. old[i]) end\n"
+    "    end\n"
+    "    redis.call('PEXPIRE', du, ARGV[3])\n"
+    "  end\n"
     "end\n"
     "return {0, string.format('%d', off)}\n";
 
@@ -498,8 +511,8 @@ static int rd_eval(struct store_redis *r, enum rd_script which, struct rd_cmd *c
 
 /* Keys and numbers of one append, kept alive while its command is used. */
 struct rd_append_args {
-    char meta[RD_KEY_MAX], stream[RD_KEY_MAX], dedup[RD_KEY_MAX];
-    char ts[24], win[24], max[24], ttl[24];
+    char meta[RD_KEY_MAX], stream[RD_KEY_MAX], dedup[RD_KEY_MAX], user[RD_KEY_MAX];
+    char ts[24], win[24], max[24], ttl[24], dmax[24];
     char epoch[STORE_EPOCH_LEN + 1];
 };
 
@@ -516,13 +529,18 @@ static void rd_append_cmd(struct store_redis *r, struct rd_append_args *a, struc
              ret->max_messages > RD_NUM_MAX ? (uint64_t)RD_NUM_MAX : ret->max_messages);
     snprintf(a->ttl, sizeof(a->ttl), "%" PRId64, rd_clamp(ret->ttl_ms));
     store_epoch_derive(r->key, ch, a->epoch);
+    size_t ulen = dedup ? store_dedup_key_user_len(dedup_key, strlen(dedup_key)) : 0;
+    char upart[STORE_DEDUP_KEY_MAX + 1];
+    snprintf(upart, sizeof(upart), "%.*s", (int)ulen, ulen ? dedup_key : "");
+    snprintf(a->dmax, sizeof(a->dmax), "%" PRIu32, r->base.dedup_max);
     cmd->argc = 2; /* EVALSHA digest, set by rd_eval */
-    rd_str(cmd, "5");
+    rd_str(cmd, "6");
     rd_str(cmd, rd_key(a->meta, "wsd:meta:", ch));
     rd_str(cmd, rd_key(a->stream, "wsd:ch:", ch));
     rd_str(cmd, rd_key(a->dedup, "wsd:dd:", dedup ? dedup_key : ""));
     rd_str(cmd, "wsd:exp");
     rd_str(cmd, "wsd:store");
+    rd_str(cmd, rd_key(a->user, "wsd:ddu:", upart));
     rd_str(cmd, ch);
     rd_str(cmd, a->ts);
     rd_str(cmd, a->win);
@@ -530,6 +548,8 @@ static void rd_append_cmd(struct store_redis *r, struct rd_append_args *a, struc
     rd_str(cmd, a->ttl);
     rd_str(cmd, a->epoch);
     rd_arg(cmd, r->pack, packed_len);
+    rd_str(cmd, a->dmax);
+    rd_str(cmd, ulen ? dedup_key : "");
 }
 
 static int rd_append(struct store *s, const char *channel, const struct store_retention *ret,

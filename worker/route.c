@@ -1390,6 +1390,7 @@ static int route_append(struct worker *w, struct route_op *op, const char *chann
         .data = (const uint8_t *)rt.data.data + op->data_off,
         .data_len = op->data_len,
     };
+    store_set_dedup_max(rt.store, w->cfg->dedup_max); /* as the last reload left it */
     int rc = store_append(rt.store, channel, ret, dedup[0] ? dedup : NULL,
                           (int64_t)w->cfg->dedup_window * 1000,
                           &msg, offset, dup);

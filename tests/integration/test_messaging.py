@@ -1108,3 +1108,27 @@ def test_msgpack_data_travels_byte_for_byte_between_msgpack_peers(wsd):
         await mp.close()
         await p.close()
     run(go())
+
+
+def test_dedup_max_keeps_a_users_newest_mids_only():
+    with Wsd(workers=2, extra="jwt_hs256_secret testsecret\ndedup_max 3\n") as w:
+        async def go():
+            user, group = uniq("dm"), uniq("dm:")
+            c = await Client.login(w.url, full_tok(user))
+            o = await Client.login(w.url, full_tok(uniq("dmo")))
+            assert (await o.ok("publish", group=group, data=0, mid="o1"))["offset"] == 1
+            for i in range(1, 6):
+                r = await c.ok("publish", group=group, data=i, mid="m%d" % i)
+                assert r["duplicate"] is False and r["offset"] == i + 1, r
+            # The newest three are remembered, the oldest two were let go; the other
+            # user's mid is counted apart.
+            for i in (5, 4, 3):
+                r = await c.ok("publish", group=group, data=i, mid="m%d" % i)
+                assert r["duplicate"] is True and r["offset"] == i + 1, r
+            r = await o.ok("publish", group=group, data=0, mid="o1")
+            assert r["duplicate"] is True and r["offset"] == 1, r
+            r = await c.ok("publish", group=group, data=1, mid="m1")
+            assert r["duplicate"] is False and r["offset"] == 7, r
+            await c.close()
+            await o.close()
+        run(go())

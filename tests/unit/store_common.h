@@ -510,6 +510,81 @@ Test(COMMON_SUITE, reads_inside_a_batch_see_its_earlier_appends)
     cr_assert_eq(common_info("g:rw").last_offset, 3);
 }
 
+/* Appends user's mid at ts with a 60 s window; true when it was a duplicate. */
+static bool common_user_dup(const char *user, const char *mid, int64_t ts)
+{
+    char key[STORE_DEDUP_KEY_MAX + 1];
+    bool dup = false;
+
+    cr_assert_eq(store_dedup_key(key, sizeof(key), user, mid), 0);
+    common_put_dedup("g:dm", key, 60000, ts, mid, &dup);
+    return dup;
+}
+
+Test(COMMON_SUITE, dedup_max_forgets_a_users_oldest_keys_first)
+{
+    char mid[16];
+
+    store_set_dedup_max(cs, 3);
+    cr_assert_not(common_user_dup("bob", "b1", 999));
+    for (int i = 1; i <= 5; i++) {
+        snprintf(mid, sizeof(mid), "m%d", i);
+        cr_assert_not(common_user_dup("alice", mid, 1000 + i));
+    }
+    /* alice's three newest are remembered, her two oldest are not; bob is apart. */
+    cr_assert(common_user_dup("alice", "m5", 2000));
+    cr_assert(common_user_dup("alice", "m4", 2000));
+    cr_assert(common_user_dup("alice", "m3", 2000));
+    cr_assert(common_user_dup("bob", "b1", 2000));
+    cr_assert_not(common_user_dup("alice", "m1", 2001), "forgotten: appended anew");
+    cr_assert_not(common_user_dup("alice", "m3", 2002), "m1 again pushed m3 out");
+    cr_assert(common_user_dup("alice", "m1", 2003));
+    cr_assert_eq(common_info("g:dm").last_offset, 8);
+}
+
+Test(COMMON_SUITE, dedup_max_counts_a_key_renewed_after_its_window_once)
+{
+    store_set_dedup_max(cs, 2);
+    cr_assert_not(common_user_dup("carol", "a", 1000));
+    cr_assert_not(common_user_dup("carol", "a", 61000), "its window had passed");
+    cr_assert_not(common_user_dup("carol", "b", 61001));
+    cr_assert(common_user_dup("carol", "a", 61002), "still one of carol's two keys");
+    cr_assert(common_user_dup("carol", "b", 61003));
+}
+
+Test(COMMON_SUITE, dedup_max_does_not_count_keys_past_their_window)
+{
+    char mid[16];
+
+    store_set_dedup_max(cs, 2);
+    cr_assert_not(common_user_dup("dave", "old1", 1000));
+    cr_assert_not(common_user_dup("dave", "old2", 1001));
+    cr_assert_eq(store_expire(cs, 100000, 1000) >= 0, true);
+    cr_assert_not(common_user_dup("dave", "new1", 100001));
+    cr_assert_not(common_user_dup("dave", "new2", 100002));
+    cr_assert(common_user_dup("dave", "new1", 100003), "the expired keys took no room");
+    cr_assert(common_user_dup("dave", "new2", 100004));
+    store_set_dedup_max(cs, 0); /* no cap: every key stays for its window */
+    for (int i = 0; i < 50; i++) {
+        snprintf(mid, sizeof(mid), "n%d", i);
+        cr_assert_not(common_user_dup("erin", mid, 200000 + i));
+    }
+    for (int i = 0; i < 50; i++) {
+        snprintf(mid, sizeof(mid), "n%d", i);
+        cr_assert(common_user_dup("erin", mid, 200100));
+    }
+}
+
+Test(COMMON_SUITE, dedup_key_user_part_is_found_only_in_store_keys)
+{
+    cr_assert_eq(store_dedup_key_user_len("5:alicem1", 9), 7);
+    cr_assert_eq(store_dedup_key_user_len("0:m", 3), 2);
+    cr_assert_eq(store_dedup_key_user_len("k", 1), 0);
+    cr_assert_eq(store_dedup_key_user_len("9:ab", 4), 0, "longer than the key");
+    cr_assert_eq(store_dedup_key_user_len(":ab", 3), 0);
+    cr_assert_eq(store_dedup_key_user_len("12345:a", 7), 0);
+}
+
 Test(COMMON_SUITE, dedup_is_off_without_a_key_or_window)
 {
     bool dup = true;
