@@ -904,7 +904,7 @@ static const struct key keys[] = {
     TEXT(pid_file, parse_str, 1, PATH_MAX, NULL, RESTART),
     TEXT(log_file, parse_str, 1, PATH_MAX, NULL, 0),
     CHOICE(log_level, "info", "debug|info|notice|warn|error|crit", 0),
-    TEXT(audit_log, parse_str, 1, PATH_MAX, NULL, PENDING),
+    TEXT(audit_log, parse_str, 1, PATH_MAX, NULL, 0),
 };
 
 _Static_assert(WSD_ARRAY_LEN(keys) <= MAX_KEYS, "raise MAX_KEYS");

@@ -20,6 +20,11 @@ void log_set_role(const char *r)
     snprintf(role, sizeof(role), "%s", r);
 }
 
+const char *log_get_role(void)
+{
+    return role;
+}
+
 void log_set_level(enum log_level level)
 {
     min_level = level;

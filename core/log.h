@@ -11,6 +11,7 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_NOTICE, LOG_WARN, LOG_ERR, LOG_CRI
 
 /* Sets the process role shown in each line ("master", "worker3"). */
 void log_set_role(const char *role);
+const char *log_get_role(void);
 void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Parses "debug", "info", "notice", "warn", "error", "crit". Returns 0 or WSD_EINVAL. */

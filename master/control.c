@@ -1,5 +1,6 @@
 /* control.c - the master's control socket: operator actions for wsctl. */
 #include "master/control.h"
+#include "core/audit.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -55,6 +56,13 @@ struct control_peer {
     unsigned uid;
     int pid;
 };
+
+/* The command being answered: its outcome is written to the audit log once, by the
+ * first reply (control_outcome). */
+static struct {
+    const struct control_req *req;
+    const struct control_peer *peer;
+} answering;
 
 /* A reply being built: {"ok":true,...}; err is sticky. */
 struct control_reply {
@@ -196,8 +204,39 @@ static void reply_slots(struct control_reply *r, const char *key, uint64_t mask)
     reply_put(r, "]");
 }
 
+/* The audit line of the command being answered: who, what, and how it went. */
+static void control_outcome(bool ok, const char *error)
+{
+    const struct control_req *q = answering.req;
+    if (q == NULL)
+        return;
+    answering.req = NULL;
+    if (!audit_begin("operator"))
+        return;
+    audit_str("action", q->cmd);
+    audit_u64("uid", answering.peer->uid);
+    audit_i64("pid", answering.peer->pid);
+    if (q->fields & F_CONN)
+        audit_u64("conn", q->conn);
+    if (q->fields & F_USER)
+        audit_strn("user", q->user, q->user_len);
+    if (q->fields & F_GROUP)
+        audit_strn("group", q->group, q->group_len);
+    if (q->fields & F_ALL)
+        audit_bool("all", true);
+    if (q->fields & F_CODE)
+        audit_u64("code", q->code);
+    if (q->fields & F_DATA)
+        audit_u64("bytes", q->data_len);
+    audit_bool("ok", ok);
+    if (!ok)
+        audit_str("error", error);
+    audit_end();
+}
+
 static void reply_finish(int fd, struct control_reply *r)
 {
+    control_outcome(r->err == 0, "out of memory");
     reply_put(r, "}\n");
     if (r->err == 0)
         control_send(fd, r->b.data, r->b.len);
@@ -216,6 +255,7 @@ static void control_fail(int fd, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    control_outcome(false, msg);
     static const char head[] = "{\"ok\":false,\"error\":";
     struct buf b;
     buf_init(&b);
@@ -445,6 +485,7 @@ static void control_stop(struct master *m, int fd, const struct control_peer *pe
 {
     (void)m;
     log_msg(LOG_NOTICE, "operator: stop uid=%u pid=%d", peer->uid, peer->pid);
+    control_outcome(true, NULL);
     control_send_str(fd, "{\"ok\":true}\n");
     kill(getpid(), SIGTERM);
 }
@@ -657,6 +698,8 @@ static void control_handle(struct master *m, int fd, char *line, size_t len)
         control_fail(fd, "%s", err);
         return;
     }
+    answering.req = &req;
+    answering.peer = &peer;
     if (strcmp(req.cmd, "reload") == 0) {
         if (control_only(fd, &req, F_CMD))
             control_reload(m, fd, &peer);
@@ -670,6 +713,7 @@ static void control_handle(struct master *m, int fd, char *line, size_t len)
     } else {
         control_fail(fd, "unknown command");
     }
+    answering.req = NULL;
 }
 
 /*

@@ -1,5 +1,6 @@
 /* master.c - start-up, the worker supervisor and the master's signal loop. */
 #include "master/master.h"
+#include "core/audit.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -108,6 +109,12 @@ static int master_setup_signals(struct master *m, char *err, size_t cap)
     return 0;
 }
 
+static void master_open_audit(struct master *m)
+{
+    if (audit_open(m->cfg->audit_log) < 0)
+        log_msg(LOG_ERR, "cannot open audit log %s: %s", m->cfg->audit_log, strerror(errno));
+}
+
 static void master_on_signals(struct master *m)
 {
     struct signalfd_siginfo si;
@@ -120,6 +127,10 @@ static void master_on_signals(struct master *m)
         case SIGINT:
             if (m->stopping == MASTER_RUNNING) {
                 log_msg(LOG_NOTICE, "graceful shutdown (signal %u)", si.ssi_signo);
+                if (audit_begin("shutdown")) {
+                    audit_str("signal", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+                    audit_end();
+                }
                 m->stopping = MASTER_DRAINING;
                 m->stop_deadline_ms = clock_mono_ms() +
                                       (int64_t)m->cfg->shutdown_timeout * 1000 +
@@ -130,6 +141,10 @@ static void master_on_signals(struct master *m)
             break;
         case SIGQUIT:
             log_msg(LOG_NOTICE, "fast shutdown");
+            if (audit_begin("shutdown")) {
+                audit_str("signal", "QUIT");
+                audit_end();
+            }
             m->stopping = MASTER_QUITTING;
             m->stop_deadline_ms = clock_mono_ms() + MASTER_KILL_GRACE_MS;
             shm_seg_set_state(&m->seg, SHM_SEG_STOPPING);
@@ -144,6 +159,7 @@ static void master_on_signals(struct master *m)
                         strerror(errno));
             else
                 log_msg(LOG_INFO, "log file reopened");
+            master_open_audit(m);
             workers_signal_all(m, SIGUSR1);
             break;
         default:
@@ -353,6 +369,11 @@ void master_reload(struct master *m)
     }
     if (fresh == NULL) {
         log_msg(LOG_ERR, "reload refused, keeping the running configuration: %s", err);
+        if (audit_begin("reload")) {
+            audit_bool("ok", false);
+            audit_str("error", err);
+            audit_end();
+        }
         return;
     }
     if (restart[0] != '\0')
@@ -360,6 +381,13 @@ void master_reload(struct master *m)
                 restart);
     size_t n = config_changed_keys(m->cfg, fresh, changed, sizeof(changed));
     master_apply_config(m, fresh);
+    master_open_audit(m); /* a new path, or the same one again (rotation) */
+    if (audit_begin("reload")) {
+        audit_bool("ok", true);
+        audit_str("changed", changed);
+        audit_str("restart_needed", restart);
+        audit_end();
+    }
     shm_seg_bump_config_generation(&m->seg);
     if (!relisten)
         workers_reload_all(m); /* else every worker is replaced below */
@@ -403,6 +431,10 @@ int master_run(struct config *cfg, const char *cfg_path)
         fprintf(stderr, "wsd: cannot open log file %s: %s\n", cfg->log_file, strerror(errno));
         return 1;
     }
+    if (audit_open(cfg->audit_log) < 0) {
+        fprintf(stderr, "wsd: cannot open audit log %s: %s\n", cfg->audit_log, strerror(errno));
+        return 1;
+    }
     int rc = master_open_listeners(m, err, sizeof(err));
     if (rc == 0 && tls_global_init() < 0) {
         snprintf(err, sizeof(err), "cannot draw the TLS session ticket keys");
@@ -434,10 +466,20 @@ int master_run(struct config *cfg, const char *cfg_path)
                                  cfg->listen[i].text, cfg->listen[i].tls ? " (TLS)" : "");
     log_msg(LOG_NOTICE, "wsd %s starting %d workers, listening on %s", WSD_VERSION,
             cfg->workers, where);
+    if (audit_begin("start")) {
+        audit_str("version", WSD_VERSION);
+        audit_u64("workers", (uint64_t)cfg->workers);
+        audit_str("listen", where);
+        audit_end();
+    }
     workers_start_all(m);
     shm_seg_set_state(&m->seg, SHM_SEG_RUNNING);
     rc = master_loop(m);
     log_msg(LOG_NOTICE, "wsd stopped");
+    if (audit_begin("stop")) {
+        audit_u64("status", (uint64_t)rc);
+        audit_end();
+    }
     master_cleanup(m);
     return rc;
 }

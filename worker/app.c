@@ -10,6 +10,7 @@
 #include "worker/conn.h"
 #include "worker/route.h"
 #include "worker/table.h"
+#include "core/audit.h"
 #include "worker/worker.h"
 
 #include <errno.h>
@@ -177,6 +178,12 @@ static int app_login(struct worker *w, struct conn *c, const struct jwt_claims *
     }
     if (env && env->session.raw)
         app_field(&env->session, ac->resume, sizeof(ac->resume));
+    if (audit_begin("login")) {
+        audit_u64("conn", c->id);
+        audit_strn("user", ac->user, ac->user_len);
+        audit_bool("resume", ac->resume[0] != '\0');
+        audit_end();
+    }
     route_login(w, c, ac->resume[0] ? ac->resume : NULL, env ? &env->since : NULL, id);
     return 0;
 }
@@ -190,6 +197,16 @@ static void app_anonymous(struct worker *w, struct conn *c)
     ac->auth_deadline_ms = 0;
     app_random_hex(ac->session, 16);
     app_welcome(w, c, NULL);
+}
+
+static void app_audit_auth_failed(struct conn *c, const char *why)
+{
+    if (audit_begin("auth_failed")) {
+        audit_u64("conn", c->id);
+        audit_str("reason", why);
+        audit_bool("authenticated", app_of(c)->authed && !app_of(c)->anonymous);
+        audit_end();
+    }
 }
 
 static void app_unauthorized_close(struct worker *w, struct conn *c,
@@ -211,6 +228,7 @@ static void app_auth(struct worker *w, struct conn *c, const char *token, size_t
     bool refresh = ac->authed && !ac->anonymous;
     if (st != JWT_OK) {
         const char *why = jwt_status_name(st);
+        app_audit_auth_failed(c, why);
         if (refresh || (ac->authed && ac->anonymous))
             app_error(w, c, id, "unauthorized", why); /* nothing changes */
         else
@@ -277,6 +295,7 @@ void app_on_open(struct worker *w, struct conn *c, const struct http_request *re
     if (len > 0) {
         app_auth(w, c, token, (size_t)len, NULL);
     } else if (len == WSD_ETOOBIG) {
+        app_audit_auth_failed(c, "token too long");
         app_unauthorized_close(w, c, NULL, "token too long");
     } else if (w->cfg->anonymous) {
         app_anonymous(w, c);
@@ -307,6 +326,7 @@ void app_tick(struct worker *w, struct conn *c, int64_t now_ms)
     if (ac == NULL || c->close_sent)
         return;
     if (ac->auth_deadline_ms && now_ms >= ac->auth_deadline_ms) {
+        app_audit_auth_failed(c, "no auth within auth_timeout");
         app_unauthorized_close(w, c, NULL, "no auth within auth_timeout");
         return;
     }

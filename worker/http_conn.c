@@ -1,5 +1,6 @@
 /* http_conn.c - request head, plain endpoints and the WebSocket upgrade. */
 #include "worker/http_conn.h"
+#include "core/audit.h"
 #include "core/log.h"
 #include "core/wsd.h"
 #include "proto/handshake.h"
@@ -15,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #define HTTP_RESPONSE_MAX 1024
@@ -38,11 +41,37 @@ static void http_respond(struct worker *w, struct conn *c, int status, const cha
     conn_linger(w, c);
 }
 
+const char *http_conn_remote(const struct conn *c, char *out, size_t cap)
+{
+    const struct sockaddr_storage *ss = c->ext ? &c->ext->peer : NULL;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss && ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        port = ntohs(in->sin_port);
+    } else if (ss && ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, cap, ss && ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    return out;
+}
+
 void http_conn_fail(struct worker *w, struct conn *c, int status, const char *why)
 {
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_text(status), why);
     metrics_count_handshake_failure(w, status);
+    if (audit_begin("http_error")) {
+        char remote[INET6_ADDRSTRLEN + 8];
+        audit_str("remote", http_conn_remote(c, remote, sizeof(remote)));
+        audit_u64("status", (uint64_t)status);
+        audit_str("reason", why);
+        audit_bool("tls", c->tls);
+        audit_end();
+    }
     http_respond(w, c, status, NULL, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
@@ -105,6 +134,15 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
     c->route = (uint8_t)route;
     c->msgpack = res->subprotocol == 1;
     metrics_count_handshake(w);
+    if (audit_begin("connect")) {
+        char remote[INET6_ADDRSTRLEN + 8];
+        audit_u64("conn", c->id);
+        audit_str("remote", http_conn_remote(c, remote, sizeof(remote)));
+        audit_strn("path", req->path.p, req->path.len);
+        audit_bool("tls", c->tls);
+        audit_u64("worker", (uint64_t)w->id);
+        audit_end();
+    }
     ws_conn_start(w, c, res, req);
     if (c->phase != CONN_WS)
         return;

@@ -5,6 +5,8 @@
 #ifndef WSD_WORKER_HTTP_CONN_H
 #define WSD_WORKER_HTTP_CONN_H
 
+#include <stddef.h>
+
 struct worker;
 struct conn;
 
@@ -13,5 +15,9 @@ void http_conn_on_readable(struct worker *w, struct conn *c);
 
 /* Answers with an error status and a one-line text body, then lingers. */
 void http_conn_fail(struct worker *w, struct conn *c, int status, const char *why);
+
+/* c's peer as "ADDR:PORT" ("[ADDR]:PORT" for IPv6) in out, while c still knows it (the
+ * HTTP phase); "?:0" after. Returns out. */
+const char *http_conn_remote(const struct conn *c, char *out, size_t cap);
 
 #endif

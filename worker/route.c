@@ -1,5 +1,6 @@
 /* route.c - local indexes, the store batch, the rings and the fan-out. */
 #include "worker/route.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/strmap.h"
@@ -1396,6 +1397,17 @@ static int route_append(struct worker *w, struct route_op *op, const char *chann
                           &msg, offset, dup);
     if (rc < 0)
         return rc;
+    if (audit_begin(sys ? "system" : channel[0] == '@' ? "send" : "publish")) {
+        if (op->c)
+            audit_u64("conn", op->c->id);
+        audit_str("user", from);
+        audit_str("channel", channel);
+        audit_u64("offset", *offset);
+        audit_str("mid", op->mid);
+        audit_u64("bytes", op->data_len);
+        audit_bool("duplicate", *dup);
+        audit_end();
+    }
     if (*dup) {
         SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), dedup_hits, 1);
         return 0;

@@ -1,10 +1,12 @@
 /* table.c - a worker's writes into the shared connection table and its worker slot. */
 #include "worker/table.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/wsd.h"
 #include "shm/conn_table.h"
 #include "shm/seg.h"
+#include "worker/app.h"
 #include "worker/conn.h"
 #include "worker/heartbeat.h"
 #include "worker/worker.h"
@@ -120,11 +122,29 @@ int table_conn_acquire(struct worker *w, struct conn *c)
     return 0;
 }
 
+/* The close event of the audit log, from what the slot counted. */
+static void table_audit_close(struct worker *w, struct conn *c, uint16_t code)
+{
+    const struct conn_table_slot *s = table_slot(w, c);
+    if (!audit_begin("close"))
+        return;
+    audit_u64("conn", c->id);
+    audit_str("user", c->app ? c->app->user : "");
+    audit_u64("code", code);
+    audit_i64("duration_ms", clock_wall_ms() - s->connect_wall_ms);
+    audit_u64("msgs_in", atomic_load_explicit(&s->msgs_in, RELAXED));
+    audit_u64("msgs_out", atomic_load_explicit(&s->msgs_out, RELAXED));
+    audit_u64("bytes_in", atomic_load_explicit(&s->bytes_in, RELAXED));
+    audit_u64("bytes_out", atomic_load_explicit(&s->bytes_out, RELAXED));
+    audit_end();
+}
+
 void table_conn_release(struct worker *w, struct conn *c)
 {
     if (c->slot == UINT32_MAX)
         return;
     uint16_t code = c->close_sent ? c->close_code : WS_CLOSE_ABNORMAL;
+    table_audit_close(w, c, code);
     SHM_SEG_STAT_ADD(table_self(w), closes[shm_seg_close_bucket(code)], 1);
     conn_table_release(w->seg, c->id);
     c->slot = UINT32_MAX;

@@ -1,5 +1,6 @@
 /* worker.c - the worker's epoll loop: accept, dispatch, timers, signals, draining. */
 #include "worker/worker.h"
+#include "core/audit.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/wsd.h"
@@ -168,12 +169,19 @@ static void worker_retire(struct worker *w)
     worker_start_drain(w, "worker retiring");
 }
 
+static void worker_open_audit(const struct config *cfg)
+{
+    if (audit_open(cfg->audit_log) < 0)
+        log_msg(LOG_ERR, "cannot open audit log %s: %s", cfg->audit_log, strerror(errno));
+}
+
 static void worker_reopen_log(struct worker *w)
 {
     if (log_open(w->cfg->log_file) < 0)
         log_msg(LOG_ERR, "cannot reopen log file %s: %s", w->cfg->log_file, strerror(errno));
     else
         log_msg(LOG_INFO, "log file reopened");
+    worker_open_audit(w->cfg);
 }
 
 static void worker_on_signal(struct worker *w)
@@ -290,6 +298,7 @@ static int worker_loop(struct worker *w)
             worker_free_dead(w);
             next_tick = w->now_ms + WORKER_TICK_MS;
         }
+        audit_flush();
         /* Between iterations nothing holds a pointer into the configuration. */
         if (w->reload_pending)
             worker_reload(w);
@@ -546,6 +555,7 @@ static void worker_reload(struct worker *w)
     const struct config *old = w->cfg;
     bool ping_sooner = fresh->heartbeat < old->heartbeat;
     worker_apply_logging(old, fresh);
+    worker_open_audit(fresh); /* a new path, or the same one again (rotation) */
     w->cfg = fresh;
     worker_setup_options(w);
     worker_reload_client(w);
@@ -586,6 +596,7 @@ int worker_run(const struct worker_init *init)
     worker_load_tls(w);
     if (table_worker_start(w) < 0 || app_init(w, init->ring_efds) < 0)
         return 1;
+    audit_set_buffered(true); /* lines leave at the end of each loop iteration */
     log_msg(LOG_INFO, "worker started");
     int rc = worker_loop(w);
     /* Whatever is still open after draining (or on QUIT) is dropped. */
@@ -594,6 +605,7 @@ int worker_run(const struct worker_init *init)
     worker_free_dead(w);
     app_fini(w);
     table_worker_stop(w);
+    audit_flush();
     free(w->rbuf);
     pool_fini(&w->conn_pool);
     tls_ctx_free(w->tls_ctx);
