@@ -333,14 +333,8 @@ ssize_t conn_recv(struct worker *w, struct conn *c, uint8_t *dst, size_t len)
     struct tls_read_state st;
     ssize_t n = tls_read(c->ext->ssl, c->fd, dst, len, &st);
     w->read_more = st.more;
-    if (st.plain_http) { /* say so in plain HTTP, once, as the connection ends */
-        static const char resp[] = "HTTP/1.1 400 Bad Request\r\nServer: wsd\r\n"
-                                   "Content-Type: text/plain\r\nContent-Length: 38\r\n"
-                                   "Connection: close\r\n\r\n"
-                                   "plain HTTP request sent to a TLS port\n";
-        if (send(c->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-            log_msg(LOG_DEBUG, "fd=%d send(400) failed: %s", c->fd, strerror(errno));
-    }
+    if (st.plain_http)
+        http_conn_plain_on_tls(w, c);
     if (st.want_write != c->ext->tls_read_wants_out) {
         c->ext->tls_read_wants_out = st.want_write;
         worker_update_events(w, c);

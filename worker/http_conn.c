@@ -41,6 +41,31 @@ static void http_respond(struct worker *w, struct conn *c, int status, const cha
     conn_linger(w, c);
 }
 
+static void http_audit_error(const struct conn *c, int status, const char *why)
+{
+    if (audit_begin("http_error")) {
+        char remote[INET6_ADDRSTRLEN + 8];
+        audit_str("remote", http_conn_remote(c, remote, sizeof(remote)));
+        audit_u64("status", (uint64_t)status);
+        audit_str("reason", why);
+        audit_bool("tls", c->tls);
+        audit_end();
+    }
+}
+
+void http_conn_plain_on_tls(struct worker *w, struct conn *c)
+{
+    static const char why[] = "plain HTTP request sent to a TLS port";
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nServer: wsd\r\n"
+                               "Content-Type: text/plain\r\nContent-Length: 38\r\n"
+                               "Connection: close\r\n\r\n"
+                               "plain HTTP request sent to a TLS port\n";
+    metrics_count_handshake_failure(w, 400);
+    http_audit_error(c, 400, why);
+    if (send(c->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        log_msg(LOG_DEBUG, "fd=%d send(400) failed: %s", c->fd, strerror(errno));
+}
+
 const char *http_conn_remote(const struct conn *c, char *out, size_t cap)
 {
     const struct sockaddr_storage *ss = c->ext ? &c->ext->peer : NULL;
@@ -64,14 +89,7 @@ void http_conn_fail(struct worker *w, struct conn *c, int status, const char *wh
     char body[256];
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_text(status), why);
     metrics_count_handshake_failure(w, status);
-    if (audit_begin("http_error")) {
-        char remote[INET6_ADDRSTRLEN + 8];
-        audit_str("remote", http_conn_remote(c, remote, sizeof(remote)));
-        audit_u64("status", (uint64_t)status);
-        audit_str("reason", why);
-        audit_bool("tls", c->tls);
-        audit_end();
-    }
+    http_audit_error(c, status, why);
     http_respond(w, c, status, NULL, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
