@@ -212,14 +212,15 @@ static void unlink_locked(struct shm_seg *seg, uint32_t index)
         atomic_store_explicit(&h->high_water, index + 1, memory_order_release);
 }
 
-/* Bumps the generation (never 0), then writes the fields readers copy (seqlock order). */
+/* Bumps the generation (1..CONN_TABLE_GENERATION_MAX, then 1 again), then writes the
+ * fields readers copy (seqlock order). */
 static uint32_t fill_locked(struct conn_table_slot *s, uint32_t worker,
                             const struct conn_table_addr *remote, int64_t connect_wall_ms,
                             int64_t now_mono_ms)
 {
     uint32_t gen = atomic_load_explicit(&s->generation, memory_order_relaxed) + 1;
 
-    if (gen == 0)
+    if (gen > CONN_TABLE_GENERATION_MAX)
         gen = 1;
     atomic_store_explicit(&s->generation, gen, memory_order_relaxed);
     atomic_thread_fence(memory_order_release);

@@ -2,9 +2,12 @@
  * conn_table.h - the shared connection table: max_connections fixed slots in the segment.
  *
  * A connection id is ((uint64_t)generation << 32) | index. The generation of a slot is
- * bumped on every allocation (never 0), so an id kept after its connection closed never
- * matches the slot's next occupant: lookups by a stale id return NULL / WSD_ENOENT.
- * Id 0 is never valid (CONN_TABLE_ID_NONE).
+ * bumped on every allocation (never 0), so an id kept after its connection closed does
+ * not match the slot's next occupants: lookups by a stale id return NULL / WSD_ENOENT.
+ * Generations go up to CONN_TABLE_GENERATION_MAX and start again at 1, so every id is
+ * below 2^53 and survives a JavaScript number (wsd-protocol(7) promises it); a stale id
+ * could match again only after 2^21 - 1 reuses of its slot. Id 0 is never valid
+ * (CONN_TABLE_ID_NONE).
  *
  * Who writes what:
  *   - allocation and release run under the table's one robust lock (struct
@@ -84,6 +87,7 @@
 #define CONN_TABLE_ID_NONE UINT64_C(0)
 #define CONN_TABLE_USER_NONE UINT32_MAX
 #define CONN_TABLE_INDEX_NONE UINT32_MAX
+#define CONN_TABLE_GENERATION_MAX ((UINT32_C(1) << 21) - 1) /* ids stay below 2^53 */
 
 enum conn_table_state {
     CONN_TABLE_FREE = 0, /* closed: the slot is free */

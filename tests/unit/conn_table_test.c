@@ -784,3 +784,21 @@ Test(conn_table, repair_rebuilds_the_address_counts)
     cr_assert_eq(conn_table_address_count(&seg, &other), 0, "the released one is gone");
     cr_assert_eq(conn_table_alloc(&seg, 1, &addr4, 3, 0, 0, &id), WSD_ETOOBIG);
 }
+
+Test(conn_table, ids_stay_below_2_to_the_53_as_generations_wrap)
+{
+    uint64_t id = alloc_ok(1), again;
+
+    cr_assert_eq(conn_table_release(&seg, id), 0);
+    atomic_store(&seg.conns[conn_table_id_index(id)].generation, CONN_TABLE_GENERATION_MAX - 1);
+    again = alloc_ok(1);
+    cr_assert_eq(conn_table_id_generation(again), CONN_TABLE_GENERATION_MAX);
+    cr_assert_lt(again, UINT64_C(1) << 53);
+    cr_assert_eq(conn_table_release(&seg, again), 0);
+    again = alloc_ok(1);
+    cr_assert_eq(conn_table_id_index(again), conn_table_id_index(id));
+    cr_assert_eq(conn_table_id_generation(again), 1, "wrapped past the largest");
+    cr_assert_null(conn_table_get(&seg, conn_table_make_id(CONN_TABLE_GENERATION_MAX,
+                                                           conn_table_id_index(id))));
+    cr_assert_not_null(conn_table_get(&seg, again));
+}
