@@ -56,7 +56,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: wsbench MODE [options]\n"
             "  MODE: echo | fanout | direct | connect | idle\n"
-            "  --url URL          ws://HOST:PORT/PATH (default ws://127.0.0.1:8080/echo,\n"
+            "  --url URL          ws:// or wss://HOST:PORT/PATH (default\n"
+            "                     ws://127.0.0.1:8080/echo,\n"
             "                     /ws for fanout and direct)\n"
             "  --conns N          connections (echo, idle), subscribers (fanout, direct),\n"
             "                     handshakes to make (connect; 0 = until the time is up)\n"
@@ -306,7 +307,7 @@ static int check_opts(struct plan *p, struct raw_args *ra)
         return WSD_EINVAL;
     }
     if (wsbench_ws_parse_url(ra->url, &o->url) != 0) {
-        fprintf(stderr, "wsbench: bad --url %s (ws://HOST:PORT/PATH; no wss)\n", ra->url);
+        fprintf(stderr, "wsbench: bad --url %s (ws:// or wss://HOST:PORT/PATH)\n", ra->url);
         return WSD_EINVAL;
     }
     if (o->inflight == 0 || o->threads == 0 || o->duration_s <= 0 || o->size > (16u << 20)) {
@@ -314,9 +315,10 @@ static int check_opts(struct plan *p, struct raw_args *ra)
                         "--size at most 16 MiB\n");
         return WSD_EINVAL;
     }
-    if (o->raw && (o->mode == WSBENCH_FANOUT || o->mode == WSBENCH_DIRECT ||
+    if (o->raw && (o->mode == WSBENCH_FANOUT || o->mode == WSBENCH_DIRECT || o->url.tls ||
                    (o->mode == WSBENCH_ECHO && o->size == 0))) {
-        fprintf(stderr, "wsbench: --raw works with echo (size >= 1), connect and idle\n");
+        fprintf(stderr, "wsbench: --raw works with echo (size >= 1), connect and idle, "
+                        "without TLS\n");
         return WSD_EINVAL;
     }
     if ((o->mode == WSBENCH_ECHO || o->mode == WSBENCH_IDLE) && o->conns == 0) {

@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
 #define READ_ROUNDS 4
 #define ACK_EVERY 64
 #define REQUEST_MAX 4096
@@ -32,6 +35,37 @@ static bool is_counting(const struct wsbench_w *w)
 static bool has_socket(const struct wsbench_c *c)
 {
     return c->fd != -1;
+}
+
+/* send() or, on wss, SSL_write(): bytes sent, or -1 with errno (EAGAIN: try later with
+   the same bytes). */
+static ssize_t c_send(struct wsbench_c *c, const void *p, size_t len)
+{
+    if (c->ssl == NULL)
+        return send(c->fd, p, len, MSG_NOSIGNAL);
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(c->ssl, p, len, &n) == 1)
+        return (ssize_t)n;
+    int e = SSL_get_error(c->ssl, 0);
+    errno = e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ ? EAGAIN : EIO;
+    return -1;
+}
+
+/* recv() or SSL_read(): bytes, 0 at the end, -1 with errno. */
+static ssize_t c_recv(struct wsbench_c *c, void *p, size_t len)
+{
+    if (c->ssl == NULL)
+        return recv(c->fd, p, len, 0);
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(c->ssl, p, len, &n) == 1)
+        return (ssize_t)n;
+    int e = SSL_get_error(c->ssl, 0);
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : EIO;
+    return -1;
 }
 
 static void record_error(struct wsbench_w *w, const char *why)
@@ -96,6 +130,8 @@ void wsbench_conn_finish(struct wsbench_w *w, struct wsbench_c *c, bool rst)
         c->fd = -1;
         w->live--;
     }
+    SSL_free(c->ssl);
+    c->ssl = NULL;
     reset_conn(w, c);
 }
 
@@ -137,7 +173,7 @@ static int stream_write(struct wsbench_w *w, struct wsbench_c *c, uint64_t limit
 {
     while (limit > 0) {
         size_t chunk = (size_t)WSD_MIN(limit, (uint64_t)(w->stream_len - c->stream_pos));
-        ssize_t n = send(c->fd, w->stream + c->stream_pos, chunk, MSG_NOSIGNAL);
+        ssize_t n = c_send(c, w->stream + c->stream_pos, chunk);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -156,7 +192,7 @@ static int out_write(struct wsbench_c *c)
     size_t off = 0;
     int rc = 1;
     while (off < c->out.len) {
-        ssize_t n = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+        ssize_t n = c_send(c, c->out.data + off, c->out.len - off);
         if (n == -1) {
             if (errno == EINTR)
                 continue;
@@ -171,7 +207,7 @@ static int out_write(struct wsbench_c *c)
 
 void wsbench_conn_flush(struct wsbench_w *w, struct wsbench_c *c)
 {
-    if (!has_socket(c) || c->state == WSBENCH_CS_CONNECTING)
+    if (!has_socket(c) || c->state == WSBENCH_CS_CONNECTING || c->state == WSBENCH_CS_TLS)
         return;
     int rc = 1;
     /* finish the echo frame in progress before any other frame goes out */
@@ -334,6 +370,27 @@ static void on_open(struct wsbench_w *w, struct wsbench_c *c)
     }
 }
 
+static void on_connected(struct wsbench_w *w, struct wsbench_c *c);
+
+/* Moves the TLS handshake on; once done, the connection goes on as a plain one would. */
+static void tls_handshake(struct wsbench_w *w, struct wsbench_c *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        on_connected(w, c);
+        return;
+    }
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        want_out(w, c, e == SSL_ERROR_WANT_WRITE);
+        return;
+    }
+    unsigned long why = ERR_peek_last_error();
+    wsbench_conn_drop(w, c, "TLS handshake: %s",
+                      why ? ERR_reason_error_string(why) : "connection closed");
+}
+
 static void on_connected(struct wsbench_w *w, struct wsbench_c *c)
 {
     int err = 0;
@@ -344,6 +401,17 @@ static void on_connected(struct wsbench_w *w, struct wsbench_c *c)
         err = errno;
     if (err != 0) {
         wsbench_conn_drop(w, c, "connect: %s", strerror(err));
+        return;
+    }
+    if (w->tls != NULL && c->ssl == NULL) {
+        if ((c->ssl = SSL_new(w->tls)) == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+            wsbench_conn_drop(w, c, "TLS session: out of memory");
+            return;
+        }
+        SSL_set_tlsext_host_name(c->ssl, w->o->url.host);
+        SSL_set_connect_state(c->ssl);
+        c->state = WSBENCH_CS_TLS;
+        tls_handshake(w, c);
         return;
     }
     if (w->o->raw) {
@@ -562,7 +630,7 @@ static void conn_ended(struct wsbench_w *w, struct wsbench_c *c, int err)
 static void conn_read(struct wsbench_w *w, struct wsbench_c *c)
 {
     for (int round = 0; round < READ_ROUNDS && has_socket(c); round++) {
-        ssize_t n = recv(c->fd, w->rbuf, WSBENCH_RBUF_LEN, 0);
+        ssize_t n = c_recv(c, w->rbuf, WSBENCH_RBUF_LEN);
         if (n == -1 && errno == EINTR)
             continue;
         if (n == -1 && errno == EAGAIN)
@@ -573,7 +641,7 @@ static void conn_read(struct wsbench_w *w, struct wsbench_c *c)
         }
         w->now = wsbench_sys_now_ns();
         conn_input(w, c, w->rbuf, (size_t)n);
-        if (n < WSBENCH_RBUF_LEN)
+        if (n < WSBENCH_RBUF_LEN && c->ssl == NULL) /* TLS: a record at a time, to EAGAIN */
             break;
     }
     if (has_socket(c))
@@ -587,6 +655,10 @@ void wsbench_conn_event(struct wsbench_w *w, struct wsbench_c *c, uint32_t event
     if (c->state == WSBENCH_CS_CONNECTING) {
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
             on_connected(w, c);
+        return;
+    }
+    if (c->state == WSBENCH_CS_TLS) {
+        tls_handshake(w, c);
         return;
     }
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))

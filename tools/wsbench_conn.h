@@ -26,6 +26,7 @@
 enum wsbench_cs {
     WSBENCH_CS_IDLE = 0,   /* no socket (connect mode: a free slot) */
     WSBENCH_CS_CONNECTING, /* TCP connect in progress */
+    WSBENCH_CS_TLS,        /* wss: TLS handshake in progress */
     WSBENCH_CS_HANDSHAKE,  /* upgrade request sent, waiting for 101 */
     WSBENCH_CS_JOINING,    /* subscriber: join (or ping) sent, waiting for its answer */
     WSBENCH_CS_READY,
@@ -41,6 +42,7 @@ enum wsbench_role {
 
 struct wsbench_c {
     int fd;
+    struct ssl_st *ssl;     /* wss: the TLS session, else NULL */
     uint8_t state;          /* enum wsbench_cs */
     uint8_t role;           /* enum wsbench_role */
     bool out_armed;         /* EPOLLOUT registered */
@@ -66,6 +68,7 @@ struct wsbench_c {
 
 struct wsbench_w {
     const struct wsbench_opts *o;
+    struct ssl_ctx_st *tls;     /* wss: the client context (no certificate check) */
     struct wsbench_ctl *ctl;
     struct wsbench_result *res;
     uint32_t id;

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #define EV_BATCH 256
 #define STREAM_MAX (256u * 1024)
 #define JSON_SLACK 1024
@@ -317,6 +319,14 @@ static int worker_init(struct wsbench_w *w, const struct wsbench_opts *o, struct
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->ep == -1)
         return WSD_EIO;
+    if (o->url.tls) { /* a load generator: any certificate is taken */
+        w->tls = SSL_CTX_new(TLS_client_method());
+        if (w->tls == NULL)
+            return WSD_ENOMEM;
+        SSL_CTX_set_verify(w->tls, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(w->tls, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
     if (o->ncpus > 0)
         wsbench_sys_pin(o->cpus[id % o->ncpus]);
     if (getrandom(w->mask, sizeof(w->mask), 0) != (ssize_t)sizeof(w->mask))
@@ -346,9 +356,11 @@ static void worker_fini(struct wsbench_w *w)
         wsbench_rx_fini(&w->conns[i].rx);
         buf_fini(&w->conns[i].out);
         buf_fini(&w->conns[i].hs);
+        SSL_free(w->conns[i].ssl);
     }
     if (w->ep != -1)
         close(w->ep);
+    SSL_CTX_free(w->tls);
     free(w->conns);
     free(w->pubs);
     free(w->rings);

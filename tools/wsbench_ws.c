@@ -55,6 +55,8 @@ int wsbench_ws_parse_url(const char *url, struct wsbench_url *u)
     memset(u, 0, sizeof(*u));
     if (strncmp(url, "ws://", 5) == 0)
         rest = url + 5;
+    else if (strncmp(url, "wss://", 6) == 0)
+        rest = url + 6, u->tls = true;
     else if (strncmp(url, "tcp://", 6) == 0)
         rest = url + 6;
     else
@@ -65,7 +67,7 @@ int wsbench_ws_parse_url(const char *url, struct wsbench_url *u)
     if (host_len == 0 || host_len >= sizeof(u->host))
         return WSD_EINVAL;
     memcpy(u->host, rest, host_len);
-    u->port = 80;
+    u->port = u->tls ? 443 : 80;
     if (colon && parse_port(colon + 1, auth_len - host_len - 1, &u->port) != 0)
         return WSD_EINVAL;
     const char *target = rest + auth_len;

@@ -20,6 +20,7 @@
 struct wsbench_url {
     char host[256];
     uint16_t port;
+    bool tls; /* wss:// */
     char target[1024]; /* path and optional ?query, always starting with '/' */
 };
 

@@ -2,7 +2,7 @@
 /*
  * ws_echo_node.js - the Node `ws` peer for side-by-side benchmarks with wsd.
  *
- *   node ws_echo_node.js [--port 8090] [--host 127.0.0.1]
+ *   node ws_echo_node.js [--port 8090] [--host 127.0.0.1] [--tls-cert F --tls-key F]
  *   (NODE_PATH must reach the `ws` package, e.g. npm install --prefix DIR ws)
  *
  * Paths:
@@ -26,7 +26,9 @@
  */
 'use strict';
 
+const fs = require('fs');
 const http = require('http');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 
 function arg(name, dflt) {
@@ -178,10 +180,17 @@ function onMessaging(ws, req, url) {
         heartbeat: 30, resumed: false }));
 }
 
-const server = http.createServer((req, res) => {
+function onRequest(req, res) {
     res.writeHead(req.url === '/healthz' ? 200 : 404, { 'Content-Type': 'text/plain' });
     res.end(req.url === '/healthz' ? 'ok\n' : 'not found\n');
-});
+}
+
+/* --tls-cert FILE --tls-key FILE: the same server over TLS (wss://). */
+const tlsCert = arg('--tls-cert', '');
+const server = tlsCert
+    ? https.createServer({ cert: fs.readFileSync(tlsCert),
+        key: fs.readFileSync(arg('--tls-key', '')) }, onRequest)
+    : http.createServer(onRequest);
 const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: 64 << 20 });
 
 wss.on('connection', (ws, req) => {
