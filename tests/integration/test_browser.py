@@ -24,6 +24,7 @@ PEERS = os.path.join(ROOT, "build", "peers")
 NODE_PATH = os.path.join(PEERS, "node_modules")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 DRIVER = os.path.join(ROOT, "tests", "integration", "browser", "driver.js")
+TLS_DRIVER = os.path.join(ROOT, "tests", "integration", "browser", "tls_driver.js")
 SECRET = b"testsecret"
 CONFIG = ("jwt_hs256_secret testsecret\nanonymous on\npublic_groups public:*\n"
           "client_file client/wsd.js\n")
@@ -65,9 +66,9 @@ def ensure_playwright():
     return None
 
 
-def run_driver(params):
+def run_driver(params, driver=DRIVER):
     env = dict(os.environ, NODE_PATH=NODE_PATH, CHROMIUM=CHROMIUM)
-    proc = subprocess.Popen(["node", DRIVER, json.dumps(params)], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["node", driver, json.dumps(params)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
                             start_new_session=True)
     try:
@@ -194,3 +195,27 @@ def test_browser_client_reconnects_resumes_acks_and_deduplicates():
         gaps = [b - a for a, b in zip(tried, tried[1:])]
         for gap, want in zip(gaps, delays):
             assert gap >= want - 5, (gaps, delays)
+
+
+def test_browser_over_tls_echo_and_client_library():
+    """Chromium on https:// and wss:// to a tls_listen address (self-signed certificate,
+    accepted by the browser): /wsd.js served over TLS, a 1 MiB text and a 300 KB binary
+    echo, and two Wsd.Client instances exchanging a group message."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    if not shutil.which("node"):
+        pytest.skip("node is not installed")
+    why = ensure_playwright()
+    if why:
+        pytest.skip(why)
+    t = tokens()
+    with Wsd(workers=2, extra=CONFIG, tls=True) as w:
+        res, log = run_driver({"port": w.tls_port,
+                               "tokens": {"alice": t["alice"], "bob": t["bob"]}}, TLS_DRIVER)
+        assert "error" not in res, res["error"] + "\n" + log[-2000:]
+        assert res["health"] == {"status": 200, "body": "ok\n"}
+        assert res["echo"] == {"text": True, "binary": True, "closeCode": 1000}
+        m = res["messaging"]
+        assert m["users"] == ["alice", "bob"]
+        assert m["got"] == [{"ch": "room:tls", "from": "alice", "data": {"over": "tls"}}]
+        assert m["offset"] == 1

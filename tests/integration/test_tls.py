@@ -344,3 +344,16 @@ def test_wsctl_marks_tls_deflate_and_authenticated_connections(tw):
             await t.close()
             await p.close()
     run(go())
+
+
+def test_tls_1_2_clients_are_served_too(tw):
+    ctx = tw.tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    async def go():
+        async with websockets.connect(tw.wss_url + "/echo", ssl=ctx) as ws:
+            assert ws.transport.get_extra_info("ssl_object").version() == "TLSv1.2"
+            for n in (5, 70000):
+                await ws.send("t" * n)
+                assert await ws.recv() == "t" * n
+    run(go())
