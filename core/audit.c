@@ -118,22 +118,24 @@ void audit_str(const char *key, const char *s)
     audit_strn(key, s, s ? strlen(s) : 0);
 }
 
-void audit_u64(const char *key, uint64_t v)
+/* A number: the magnitude, with a minus sign when negative is set. */
+static void put_number(const char *key, uint64_t magnitude, bool negative)
 {
     if (!in_line)
         return;
     char num[24];
     put_key(key);
-    put(num, (size_t)snprintf(num, sizeof(num), "%" PRIu64, v));
+    put(num, (size_t)snprintf(num, sizeof(num), "%s%" PRIu64, negative ? "-" : "", magnitude));
+}
+
+void audit_u64(const char *key, uint64_t v)
+{
+    put_number(key, v, false);
 }
 
 void audit_i64(const char *key, int64_t v)
 {
-    if (!in_line)
-        return;
-    char num[24];
-    put_key(key);
-    put(num, (size_t)snprintf(num, sizeof(num), "%" PRId64, v));
+    put_number(key, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
 
 void audit_bool(const char *key, bool v)

@@ -370,11 +370,10 @@ static int lm_du_unlink(struct store_lmdb *l, MDB_txn *txn, const char *key, siz
     return lm_du_add(l, txn, key, ulen, -1);
 }
 
-/* Forgets dedup key (its record, expiry entry and per-user entry), if remembered. */
-static int lm_dedup_forget(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t klen)
+/* Reads the dedup record of key into *d: 1, 0 when there is none, or a negative code. */
+static int lm_dedup_get(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t klen,
+                        struct lm_dedup *d)
 {
-    static const struct lm_ekv dedup = {LM_DEDUP, LM_DEDUP_EXP};
-    struct lm_dedup d;
     MDB_val v;
     int rc = lm_get(l, txn, LM_DEDUP, key, klen, &v);
 
@@ -382,9 +381,21 @@ static int lm_dedup_forget(struct store_lmdb *l, MDB_txn *txn, const char *key, 
         return 0;
     if (rc < 0)
         return rc;
-    if (v.mv_size != sizeof(int64_t) + sizeof(d))
+    if (v.mv_size != sizeof(int64_t) + sizeof(*d))
         return WSD_EIO;
-    memcpy(&d, (uint8_t *)v.mv_data + sizeof(int64_t), sizeof(d));
+    memcpy(d, (uint8_t *)v.mv_data + sizeof(int64_t), sizeof(*d));
+    return 1;
+}
+
+/* Forgets dedup key (its record, expiry entry and per-user entry), if remembered. */
+static int lm_dedup_forget(struct store_lmdb *l, MDB_txn *txn, const char *key, size_t klen)
+{
+    static const struct lm_ekv dedup = {LM_DEDUP, LM_DEDUP_EXP};
+    struct lm_dedup d;
+    int rc = lm_dedup_get(l, txn, key, klen, &d);
+
+    if (rc <= 0)
+        return rc;
     rc = lm_du_unlink(l, txn, key, klen, d.ts_ms);
     return rc < 0 ? rc : lm_ekv_del(l, txn, &dedup, key, klen);
 }
@@ -569,16 +580,10 @@ static int lm_dedup_find(struct store_lmdb *l, MDB_txn *txn, const char *dedup_k
                          int64_t window_ms, int64_t now_ms, uint64_t *offset)
 {
     struct lm_dedup d;
-    MDB_val v;
-    int rc = lm_get(l, txn, LM_DEDUP, dedup_key, strlen(dedup_key), &v);
+    int rc = lm_dedup_get(l, txn, dedup_key, strlen(dedup_key), &d);
 
-    if (rc == WSD_ENOENT)
-        return 0;
-    if (rc < 0)
+    if (rc <= 0)
         return rc;
-    if (v.mv_size != sizeof(int64_t) + sizeof(d))
-        return WSD_EIO;
-    memcpy(&d, (uint8_t *)v.mv_data + sizeof(int64_t), sizeof(d));
     if (now_ms - d.ts_ms >= window_ms)
         return 0;
     *offset = d.offset;

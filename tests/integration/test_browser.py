@@ -66,6 +66,17 @@ def ensure_playwright():
     return None
 
 
+def need_browser():
+    """Skips the test when Chromium, node or playwright-core cannot be had."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    if not shutil.which("node"):
+        pytest.skip("node is not installed")
+    why = ensure_playwright()
+    if why:
+        pytest.skip(why)
+
+
 def run_driver(params, driver=DRIVER):
     env = dict(os.environ, NODE_PATH=NODE_PATH, CHROMIUM=CHROMIUM)
     proc = subprocess.Popen(["node", driver, json.dumps(params)], stdout=subprocess.PIPE,
@@ -90,13 +101,7 @@ def msgs(rec, ch=None):
 
 
 def test_browser_client_reconnects_resumes_acks_and_deduplicates():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed")
-    if not shutil.which("node"):
-        pytest.skip("node is not installed")
-    why = ensure_playwright()
-    if why:
-        pytest.skip(why)
+    need_browser()
     with Wsd(workers=2, extra=CONFIG) as w:
         workers_before = set(w.worker_pids())
         started = time.monotonic()
@@ -201,13 +206,7 @@ def test_browser_over_tls_echo_and_client_library():
     """Chromium on https:// and wss:// to a tls_listen address (self-signed certificate,
     accepted by the browser): /wsd.js served over TLS, a 1 MiB text and a 300 KB binary
     echo, and two Wsd.Client instances exchanging a group message."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed")
-    if not shutil.which("node"):
-        pytest.skip("node is not installed")
-    why = ensure_playwright()
-    if why:
-        pytest.skip(why)
+    need_browser()
     t = tokens()
     with Wsd(workers=2, extra=CONFIG, tls=True) as w:
         res, log = run_driver({"port": w.tls_port,

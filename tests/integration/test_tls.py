@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from wsdclient import Client, RawClient, conn_owners, full_tok
-from wsdproc import ROOT, WSCTL_BIN, WSD_BIN, Wsd, make_cert
+from wsdproc import ROOT, WSCTL_BIN, WSD_BIN, Wsd, make_cert, recv_all
 
 NODE_PATH = os.path.join(ROOT, "build", "peers", "node_modules")
 
@@ -40,12 +40,7 @@ def tls_get(w, path, ctx=None, session=None):
     with socket.create_connection(("127.0.0.1", w.tls_port), timeout=10) as raw:
         with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
             s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            data = recv_all(s)
             head, _, body = data.partition(b"\r\n\r\n")
             return (head.split(b"\r\n")[0], body, s.session, s.session_reused,
                     s.getpeercert(binary_form=True))
@@ -210,12 +205,7 @@ def test_https_requests_on_the_tls_port(tw):
 def test_plain_http_on_the_tls_port_gets_a_400_in_plain_http(tw):
     with socket.create_connection(("127.0.0.1", tw.tls_port), timeout=5) as s:
         s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s)
     assert data.startswith(b"HTTP/1.1 400 Bad Request\r\n"), data
     assert data.endswith(b"plain HTTP request sent to a TLS port\n"), data
 

@@ -129,16 +129,21 @@ class Wsd:
         self.stop()
 
 
+def recv_all(sock):
+    """Everything the peer sends until it closes (a socket or an ssl.SSLSocket)."""
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def metrics(port):
     """GET /metrics and return {name{labels}: value}."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = recv_all(s)
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200"), head
     out = {}

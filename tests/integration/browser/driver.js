@@ -10,11 +10,9 @@
  * "RESULT <json>"; "CHROMIUM_UNAVAILABLE <reason>" when the browser cannot start.
  */
 'use strict';
-const fs = require('fs');
-const os = require('os');
 const path = require('path');
 const {execFileSync} = require('child_process');
-const {chromium} = require('playwright-core');
+const browser = require('./browser');
 
 const params = JSON.parse(process.argv[2]);
 const base = `http://127.0.0.1:${params.port}`;
@@ -33,57 +31,35 @@ function serverSockets() {
     return map;
 }
 
-async function main() {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wsd-chromium-'));
-    let context;
-    try {
-        context = await chromium.launchPersistentContext(dir, {
-            executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-            headless: true,
-            timeout: 30000,
-            args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                '--disable-component-update', '--disable-sync', '--no-first-run'],
-        });
-    } catch (e) {
-        console.log('CHROMIUM_UNAVAILABLE ' + String(e.message || e).split('\n')[0]);
-        fs.rmSync(dir, {recursive: true, force: true});
-        return;
-    }
-    const result = {};
-    const page = context.pages()[0] || await context.newPage();
-    try {
-        page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
-        page.on('pageerror', (e) => process.stderr.write(`[page error] ${e}\n`));
-        await page.goto(`${base}/healthz`);
-        await page.addScriptTag({url: '/wsd.js'});
-        await page.addScriptTag({path: path.join(__dirname, 'scenario.js')});
-        result.wsdType = await page.evaluate(() => typeof Wsd.Client);
-        const p = {url: `ws://127.0.0.1:${params.port}/ws`,
-            deadUrl: `ws://127.0.0.1:${params.deadPort}/ws`, tokens: params.tokens};
-        result.basics = await page.evaluate((q) => wsdTest.basics(q), p);
+async function steps(page, result) {
+    await page.goto(`${base}/healthz`);
+    await page.addScriptTag({url: '/wsd.js'});
+    await page.addScriptTag({path: path.join(__dirname, 'scenario.js')});
+    result.wsdType = await page.evaluate(() => typeof Wsd.Client);
+    const p = {url: `ws://127.0.0.1:${params.port}/ws`,
+        deadUrl: `ws://127.0.0.1:${params.deadPort}/ws`, tokens: params.tokens};
+    result.basics = await page.evaluate((q) => wsdTest.basics(q), p);
 
-        const before = serverSockets();
-        result.connectBob = await page.evaluate(() => wsdTest.connectBob());
-        const after = serverSockets();
-        const pids = [...after].filter(([peer]) => !before.has(peer)).map(([, pid]) => pid);
-        result.killed = [...new Set(pids)];
-        if (result.killed.length === 0)
-            throw new Error('could not find the worker of bob\'s connection');
-        await page.evaluate(() => wsdTest.armDrop());
-        for (const pid of result.killed)
-            process.kill(pid, 'SIGKILL');
-        result.resume = await page.evaluate(() => wsdTest.awaitResume());
-        result.retry = await page.evaluate(() => wsdTest.retry());
-        result.later = await page.evaluate(() => wsdTest.laterLogins());
-        result.finish = await page.evaluate(() => wsdTest.finish());
-    } catch (e) {
-        result.error = String(e.stack || e);
+    const before = serverSockets();
+    result.connectBob = await page.evaluate(() => wsdTest.connectBob());
+    const after = serverSockets();
+    const pids = [...after].filter(([peer]) => !before.has(peer)).map(([, pid]) => pid);
+    result.killed = [...new Set(pids)];
+    if (result.killed.length === 0)
+        throw new Error('could not find the worker of bob\'s connection');
+    await page.evaluate(() => wsdTest.armDrop());
+    for (const pid of result.killed)
+        process.kill(pid, 'SIGKILL');
+    result.resume = await page.evaluate(() => wsdTest.awaitResume());
+    result.retry = await page.evaluate(() => wsdTest.retry());
+    result.later = await page.evaluate(() => wsdTest.laterLogins());
+    result.finish = await page.evaluate(() => wsdTest.finish());
+}
+
+async function main() {
+    await browser.run({}, steps, async (page, result) => {
         result.recs = await page.evaluate(() => wsdTest.recs).catch(() => null);
-    } finally {
-        await context.close();
-        fs.rmSync(dir, {recursive: true, force: true});
-    }
-    console.log('RESULT ' + JSON.stringify(result));
+    });
 }
 
 const guard = setTimeout(() => {
