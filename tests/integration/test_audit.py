@@ -54,6 +54,7 @@ def wsctl(w, *args):
 
 def test_audit_log_records_who_did_what_and_never_a_body(tmp_path):
     path = str(tmp_path / "audit.log")
+    query_tok = full_tok("aud-query")
     w = Wsd(workers=2, extra=f"jwt_hs256_secret testsecret\naudit_log {path}")
     w.start()
     try:
@@ -69,6 +70,10 @@ def test_audit_log_records_who_did_what_and_never_a_body(tmp_path):
             bad = hs256_token({"sub": "aud-mallory"}, secret=b"wrong")
             m = await Client.connect(w.url, bad)
             await m.closed()
+            # A token in the query string stays out of the log.
+            q = await Client.connect(w.url, query_tok, query_token=True)
+            assert (await q.recv())["user"] == "aud-query"
+            await q.close()
             e = await websockets.connect(w.url + "/echo")
             e_port = e.local_address[1]
             await e.send(BODY)
@@ -94,18 +99,19 @@ def test_audit_log_records_who_did_what_and_never_a_body(tmp_path):
         w.stop()
     text, lines = read_audit(path)
     assert BODY not in text and "maintenance" not in text  # no message body, ever
+    assert query_tok not in text and "token=" not in text
     assert lines[0]["event"] == "start" and lines[0]["role"] == "master"
     assert lines[-1]["event"] == "stop" and lines[-1]["status"] == 0
     assert events(lines, "shutdown") == [dict(events(lines, "shutdown")[0], signal="TERM")]
 
     connects = events(lines, "connect")
-    assert len(connects) == 4, connects
+    assert len(connects) == 5, connects
     assert all(c["role"].startswith("worker") and c["tls"] is False for c in connects)
-    assert sorted(c["path"] for c in connects) == ["/echo", "/ws", "/ws", "/ws"]
+    assert sorted(c["path"] for c in connects) == ["/echo", "/ws", "/ws", "/ws", "/ws"]
     assert any(c["remote"] == "127.0.0.1:%d" % e_port for c in connects)
 
     logins = {e["user"]: e for e in events(lines, "login")}
-    assert set(logins) == {"aud-alice", "aud-bob"}
+    assert set(logins) == {"aud-alice", "aud-bob", "aud-query"}
     (failed,) = events(lines, "auth_failed")
     assert failed["reason"] and failed["authenticated"] is False
 
@@ -120,7 +126,7 @@ def test_audit_log_records_who_did_what_and_never_a_body(tmp_path):
 
     closes = {e["conn"]: e for e in events(lines, "close")}
     assert closes[bob_conn]["code"] == 4321 and closes[bob_conn]["user"] == "aud-bob"
-    assert sorted(e["code"] for e in closes.values()) == sorted([1000, 1000, 4001, 4321])
+    assert sorted(e["code"] for e in closes.values()) == sorted([1000, 1000, 1000, 4001, 4321])
     echo_close = [e for e in closes.values() if e["msgs_in"] == 1 and e["user"] == ""]
     assert len(echo_close) == 1 and echo_close[0]["bytes_out"] > len(BODY)
 
