@@ -188,11 +188,6 @@ void tls_session_free(struct ssl_st *ssl)
     SSL_free(ssl);
 }
 
-bool tls_established(const struct ssl_st *ssl)
-{
-    return SSL_is_init_finished(ssl);
-}
-
 /* Logs why a session failed, once, and marks it. Returns the OpenSSL reason code. */
 static int tls_fail(SSL *ssl, int fd, const char *during)
 {
@@ -221,11 +216,13 @@ ssize_t tls_read(struct ssl_st *ssl, int fd, uint8_t *dst, size_t len,
     }
     size_t want = WSD_MIN(len - 2 * TLS_RECORD_MAX, (size_t)TLS_CBUF_LEN);
     ssize_t n = recv(fd, cbuf, want, MSG_DONTWAIT);
-    if (n <= 0)
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
         return n; /* end of stream, or errno from recv */
-    st->more = (size_t)n == want;
+    /* Nothing new (n < 0) still goes through SSL_read: a handshake flight the socket
+       refused before is written from there once the socket takes it. */
+    st->more = n > 0 && (size_t)n == want;
     win = cbuf;
-    win_len = (size_t)n;
+    win_len = n > 0 ? (size_t)n : 0;
     size_t got = 0;
     bool ended = false;
     while (got < len) {

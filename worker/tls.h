@@ -81,7 +81,4 @@ int64_t tls_write(struct ssl_st *ssl, const struct iovec *iov, int iovcnt);
 /* Sends close_notify if the socket takes it now (never waits). */
 void tls_close_notify(struct ssl_st *ssl);
 
-/* True once the handshake is complete. */
-bool tls_established(const struct ssl_st *ssl);
-
 #endif
