@@ -40,7 +40,7 @@ class Wsd:
         self.dir = tempfile.mkdtemp(prefix="wsd-test-")
         self.port = port or free_port()
         self.tls_port = None
-        self.env = dict(os.environ, **(env or {}))
+        self.env = env or {}  # added to the environment as it is at start()
         self.sock = os.path.join(self.dir, "wsd.sock")
         self.conf = os.path.join(self.dir, "wsd.conf")
         self.log = os.path.join(self.dir, "wsd.log")
@@ -79,7 +79,8 @@ class Wsd:
     def start(self, timeout=15):
         self.errf = open(self.log, "wb")
         self.proc = subprocess.Popen([WSD_BIN, "-c", self.conf], stdout=self.errf,
-                                     stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
+                                     stderr=subprocess.STDOUT, cwd=ROOT,
+                                     env=dict(os.environ, **self.env))
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
