@@ -189,8 +189,3 @@ void audit_flush(void)
     if (out.cap > 4 * AUDIT_FLUSH_AT)
         buf_fini(&out);
 }
-
-uint64_t audit_dropped(void)
-{
-    return dropped;
-}

@@ -22,7 +22,7 @@
 /*
  * Opens path for appending (mode 0640), closing what was open; NULL or "" closes the
  * audit log. Called again with the same path it reopens the file (rotation). Returns 0,
- * or WSD_EIO with errno set (the log stays closed).
+ * or WSD_EIO with errno set (the file open before, if any, stays in use).
  */
 int audit_open(const char *path);
 
@@ -40,8 +40,5 @@ void audit_end(void);
 
 /* Writes the gathered lines (end of a worker's loop iteration). */
 void audit_flush(void);
-
-/* Lines that could not be written (disk full, ...), since the start. */
-uint64_t audit_dropped(void);
 
 #endif
