@@ -1,7 +1,9 @@
 /* conn_table.c - the shared connection table: allocation, release, repair, lookups. */
 #include "shm/conn_table.h"
 
+#include <arpa/inet.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 
@@ -31,6 +33,18 @@ static bool owner_gone(const struct shm_seg *seg, uint32_t owner)
     return owner >= SHM_SEG_WORKERS ||
            atomic_load_explicit(&seg->workers[owner].state, memory_order_acquire) ==
                SHM_SEG_WORKER_EMPTY;
+}
+
+const char *conn_table_addr_format(const struct conn_table_addr *a, char *out, size_t cap)
+{
+    char text[INET6_ADDRSTRLEN];
+    if (a->family == AF_INET && inet_ntop(AF_INET, a->addr, text, sizeof(text)) != NULL)
+        snprintf(out, cap, "%s:%u", text, a->port);
+    else if (a->family == AF_INET6 && inet_ntop(AF_INET6, a->addr, text, sizeof(text)) != NULL)
+        snprintf(out, cap, "[%s]:%u", text, a->port);
+    else
+        snprintf(out, cap, "-");
+    return out;
 }
 
 /* ---- connections per address (lock held) ---- */
@@ -63,17 +77,23 @@ static struct conn_table_ip *ip_find_locked(struct shm_seg *seg, uint16_t family
     return NULL;
 }
 
+/* Counts one connection of (family, addr) in e, the entry ip_find_locked() returned. */
+static void ip_count_locked(struct conn_table_ip *e, uint16_t family, const uint8_t addr[16])
+{
+    if (e->family == 0) {
+        memcpy(e->addr, addr, 16);
+        e->family = family;
+    }
+    e->count++;
+}
+
 static int ip_add_locked(struct shm_seg *seg, uint16_t family, const uint8_t addr[16])
 {
     struct conn_table_ip *e = ip_find_locked(seg, family, addr);
 
     if (e == NULL)
         return WSD_EBROKEN;
-    if (e->family == 0) {
-        memcpy(e->addr, addr, 16);
-        e->family = family;
-    }
-    e->count++;
+    ip_count_locked(e, family, addr);
     return 0;
 }
 
@@ -288,13 +308,8 @@ int conn_table_alloc(struct shm_seg *seg, uint32_t worker, const struct conn_tab
     unlink_locked(seg, index);
     conn_table_test_hook(CONN_TABLE_STEP_ALLOC_UNLINKED);
     gen = fill_locked(s, worker, remote, connect_wall_ms, now_mono_ms);
-    if (ip != NULL) { /* the empty entry found above, or the address's own */
-        if (ip->family == 0) {
-            memcpy(ip->addr, remote->addr, 16);
-            ip->family = remote->family;
-        }
-        ip->count++;
-    }
+    if (ip != NULL) /* the empty entry found above, or the address's own */
+        ip_count_locked(ip, remote->family, remote->addr);
     atomic_fetch_add_explicit(&h->in_use, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&seg->workers[worker].connections, 1, memory_order_relaxed);
     conn_table_test_hook(CONN_TABLE_STEP_ALLOC_FILLED);

@@ -159,6 +159,9 @@ struct conn_table_addr {
     uint8_t addr[16];
 };
 
+/* "1.2.3.4:80", "[::1]:80", or "-" for an unknown family, into out. Returns out. */
+const char *conn_table_addr_format(const struct conn_table_addr *a, char *out, size_t cap);
+
 /* Connections from one client address (24 bytes; family 0 = empty entry). */
 struct conn_table_ip {
     uint8_t addr[16]; /* as in struct conn_table_addr: IPv4 in the first 4 bytes */

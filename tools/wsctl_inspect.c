@@ -68,8 +68,7 @@ void wsctl_inspect_conn_json(struct wsctl_json *j, const struct wsctl_conn *c)
     wsctl_json_u64(j, "worker", i->owner);
     wsctl_json_str(j, "user", c->user);
     wsctl_json_bool(j, "authenticated", c->has_user);
-    wsctl_json_str(j, "remote", wsctl_fmt_addr(addr, sizeof(addr), i->remote.family,
-                                               i->remote.addr, i->remote.port));
+    wsctl_json_str(j, "remote", conn_table_addr_format(&i->remote, addr, sizeof(addr)));
     wsctl_json_str(j, "state", wsctl_seg_conn_state_name(i->state));
     wsctl_json_i64(j, "connect_wall_ms", i->connect_wall_ms);
     wsctl_json_double(j, "age_s", (double)(clock_wall_ms() - i->connect_wall_ms) / 1000.0, 1);
@@ -380,8 +379,7 @@ static void conns_row(struct wsctl_table *t, const struct wsctl_conn *c)
     wsctl_table_cell(t, "%llu", (unsigned long long)i->id);
     wsctl_table_cell(t, "%u", i->owner);
     wsctl_table_cell(t, "%s", c->user[0] ? c->user : "-");
-    wsctl_table_cell(t, "%s", wsctl_fmt_addr(buf, sizeof(buf), i->remote.family, i->remote.addr,
-                                             i->remote.port));
+    wsctl_table_cell(t, "%s", conn_table_addr_format(&i->remote, buf, sizeof(buf)));
     wsctl_table_cell(t, "%s", wsctl_fmt_duration(buf, sizeof(buf),
                                                  (clock_wall_ms() - i->connect_wall_ms) / 1000));
     wsctl_table_cell(t, "%.1fs", (double)(clock_mono_ms() - i->last_seen_ms) / 1000.0);

@@ -2,11 +2,9 @@
 #include "tools/wsctl_out.h"
 #include "proto/json.h"
 
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #define TABLE_MAX_COLS 32
 
@@ -286,15 +284,3 @@ const char *wsctl_fmt_duration(char *out, size_t cap, int64_t s)
     return out;
 }
 
-const char *wsctl_fmt_addr(char *out, size_t cap, uint16_t family, const uint8_t addr[16],
-                           uint16_t port)
-{
-    char text[INET6_ADDRSTRLEN];
-    if (family == AF_INET && inet_ntop(AF_INET, addr, text, sizeof(text)) != NULL)
-        snprintf(out, cap, "%s:%u", text, port);
-    else if (family == AF_INET6 && inet_ntop(AF_INET6, addr, text, sizeof(text)) != NULL)
-        snprintf(out, cap, "[%s]:%u", text, port);
-    else
-        snprintf(out, cap, "-");
-    return out;
-}

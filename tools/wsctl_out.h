@@ -81,8 +81,4 @@ const char *wsctl_fmt_bytes(char *out, size_t cap, double bytes);
 /* "42s", "5m03s", "2h04m", "3d02h" into out (negative: "-"). Returns out. */
 const char *wsctl_fmt_duration(char *out, size_t cap, int64_t seconds);
 
-/* "1.2.3.4:80", "[::1]:80" or "-" for an unknown family into out. Returns out. */
-const char *wsctl_fmt_addr(char *out, size_t cap, uint16_t family, const uint8_t addr[16],
-                           uint16_t port);
-
 #endif

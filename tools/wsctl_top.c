@@ -275,8 +275,7 @@ static void top_text_conns(const struct top_rank *r, size_t nr)
         wsctl_table_cell(&t, "%llu", (unsigned long long)c->id);
         wsctl_table_cell(&t, "%u", c->owner);
         wsctl_table_cell(&t, "%s", r[i].c->user[0] ? r[i].c->user : "-");
-        wsctl_table_cell(&t, "%s", wsctl_fmt_addr(buf, sizeof(buf), c->remote.family,
-                                                  c->remote.addr, c->remote.port));
+        wsctl_table_cell(&t, "%s", conn_table_addr_format(&c->remote, buf, sizeof(buf)));
         wsctl_table_cell(&t, "%s", wsctl_fmt_bytes(buf, sizeof(buf), r[i].in_rate));
         wsctl_table_cell(&t, "%s", wsctl_fmt_bytes(buf, sizeof(buf), r[i].out_rate));
         wsctl_table_cell(&t, "%s", wsctl_fmt_bytes(buf, sizeof(buf), (double)c->bytes_in));

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -56,32 +55,22 @@ static void http_audit_error(const struct conn *c, int status, const char *why)
 void http_conn_plain_on_tls(struct worker *w, struct conn *c)
 {
     static const char why[] = "plain HTTP request sent to a TLS port";
-    static const char resp[] = "HTTP/1.1 400 Bad Request\r\nServer: wsd\r\n"
-                               "Content-Type: text/plain\r\nContent-Length: 38\r\n"
-                               "Connection: close\r\n\r\n"
-                               "plain HTTP request sent to a TLS port\n";
+    char resp[256];
+    int n = snprintf(resp, sizeof(resp), "HTTP/1.1 400 Bad Request\r\nServer: wsd\r\n"
+                     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s\n", sizeof(why), why);
     metrics_count_handshake_failure(w, 400);
     http_audit_error(c, 400, why);
-    if (send(c->fd, resp, sizeof(resp) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    if (send(c->fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_msg(LOG_DEBUG, "fd=%d send(400) failed: %s", c->fd, strerror(errno));
 }
 
 const char *http_conn_remote(const struct conn *c, char *out, size_t cap)
 {
-    const struct sockaddr_storage *ss = c->ext ? &c->ext->peer : NULL;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (ss && ss->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        port = ntohs(in->sin_port);
-    } else if (ss && ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-        port = ntohs(in6->sin6_port);
-    }
-    snprintf(out, cap, ss && ss->ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
-    return out;
+    struct conn_table_addr a = {0};
+    if (c->ext)
+        table_peer_addr(&c->ext->peer, &a);
+    return conn_table_addr_format(&a, out, cap);
 }
 
 void http_conn_fail(struct worker *w, struct conn *c, int status, const char *why)

@@ -21,7 +21,7 @@ void http_conn_fail(struct worker *w, struct conn *c, int status, const char *wh
 void http_conn_plain_on_tls(struct worker *w, struct conn *c);
 
 /* c's peer as "ADDR:PORT" ("[ADDR]:PORT" for IPv6) in out, while c still knows it (the
- * HTTP phase); "?:0" after. Returns out. */
+ * HTTP phase); "-" after. Returns out. */
 const char *http_conn_remote(const struct conn *c, char *out, size_t cap);
 
 #endif

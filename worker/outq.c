@@ -128,23 +128,6 @@ int outq_push_block(struct outq *q, struct block *blk)
     return rc;
 }
 
-int64_t outq_send_block(struct outq *q, int fd, struct ssl_st *tls, struct block *blk)
-{
-    int64_t written = 0;
-    if (outq_is_empty(q)) {
-        struct iovec iov = {blk->data, blk->len};
-        written = write_iov(fd, tls, &iov, 1);
-        if (written < 0 || (uint64_t)written == blk->len)
-            return written;
-    }
-    int rc = outq_push(q, block_ref(blk), (uint32_t)written);
-    if (rc < 0) {
-        block_unref(blk);
-        return rc;
-    }
-    return written;
-}
-
 /* Drops n written bytes from the front of the queue. */
 static void outq_advance(struct outq *q, size_t n)
 {

@@ -61,12 +61,6 @@ static inline bool outq_is_empty(const struct outq *q)
 int64_t outq_send(struct outq *q, int fd, struct ssl_st *tls, const struct iovec *iov,
                   int iovcnt);
 
-/*
- * Queues a reference to blk (taking one) behind what is queued, writing directly when the
- * queue was empty. Returns bytes written now, WSD_ENOMEM or WSD_EIO.
- */
-int64_t outq_send_block(struct outq *q, int fd, struct ssl_st *tls, struct block *blk);
-
 /* Queues a reference to blk (taking one) without writing. Returns 0 or WSD_ENOMEM. */
 int outq_push_block(struct outq *q, struct block *blk);
 

@@ -88,7 +88,7 @@ void table_worker_tick(struct worker *w)
     }
 }
 
-static void table_addr(const struct sockaddr_storage *ss, struct conn_table_addr *a)
+void table_peer_addr(const struct sockaddr_storage *ss, struct conn_table_addr *a)
 {
     memset(a, 0, sizeof(*a));
     if (ss->ss_family == AF_INET) {
@@ -107,7 +107,7 @@ static void table_addr(const struct sockaddr_storage *ss, struct conn_table_addr
 int table_conn_acquire(struct worker *w, struct conn *c)
 {
     struct conn_table_addr a;
-    table_addr(&c->ext->peer, &a);
+    table_peer_addr(&c->ext->peer, &a);
     uint64_t id;
     int rc = conn_table_alloc(w->seg, (uint32_t)w->id, &a, w->cfg->max_connections_per_ip,
                               clock_wall_ms(), w->now_ms, &id);

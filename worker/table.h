@@ -10,6 +10,8 @@
 
 struct worker;
 struct conn;
+struct conn_table_addr;
+struct sockaddr_storage;
 
 enum table_state {
     TABLE_STATE_CONNECTING = 1,
@@ -28,6 +30,9 @@ void table_worker_stop(struct worker *w);
  * an operator's close with its code.
  */
 void table_worker_tick(struct worker *w);
+
+/* A socket address as the connection table stores it (family 0 when neither IPv4 nor 6). */
+void table_peer_addr(const struct sockaddr_storage *ss, struct conn_table_addr *a);
 
 /* Takes a connection slot for c (sets c->slot and c->id). Returns 0; WSD_ETOOBIG when
  * the client address has max_connections_per_ip connections; WSD_ENOSPC or WSD_EBROKEN. */

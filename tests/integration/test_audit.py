@@ -171,3 +171,21 @@ def test_audit_lines_stay_whole_under_load_and_usr1_reopens_the_file(tmp_path):
         assert {e["mid"] for e in events(new, "publish")} == {"after"}
     finally:
         w.stop()
+
+
+def test_an_audit_log_that_cannot_be_written_is_reported_and_serving_goes_on():
+    """/dev/full takes the open and refuses every write (ENOSPC)."""
+    w = Wsd(workers=1, extra="jwt_hs256_secret testsecret\naudit_log /dev/full")
+    w.start()
+    try:
+        async def go():
+            for i in range(3):
+                c = await Client.login(w.url, full_tok("full%d" % i))
+                await c.ok("publish", group="full:g", data=i)
+                await c.close()
+        run(go())
+    finally:
+        w.stop()
+    log = w.read_log()
+    assert "audit log: write failed" in log and "No space left on device" in log, log[-2000:]
+    assert log.count("audit log: write failed") < 3  # said once, not per line
