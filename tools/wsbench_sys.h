@@ -16,8 +16,9 @@ int64_t wsbench_sys_now_ns(void);
 int64_t wsbench_sys_thread_cpu_ns(void);
 
 /*
- * Sums utime + stime (from /proc/PID/stat) of pid and of every process whose parent is
- * pid, in seconds; *nprocs receives how many processes were counted (may be NULL).
+ * Sums the CPU time of pid and of every process whose parent is pid, in seconds (the
+ * kernel's process CPU clocks, to the nanosecond; utime + stime from /proc/PID/stat
+ * where a clock cannot be read); *nprocs receives how many processes were counted (may be NULL).
  * Returns 0, or WSD_ENOENT when pid does not exist.
  */
 int wsbench_sys_server_cpu(pid_t pid, double *seconds, int *nprocs);
