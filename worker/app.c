@@ -312,6 +312,7 @@ void app_on_close(struct worker *w, struct conn *c)
     if (ac->authed)
         app_count_audience(w, -1);
     route_session_close(w, c);
+    route_replay_cancel(c);
     route_leave_all(w, c);
     route_user_detach(w, c);
     free(ac->claims_buf);

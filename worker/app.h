@@ -17,6 +17,7 @@ struct worker;
 struct conn;
 struct http_request;
 struct lgroup;
+struct route_replay;
 
 /* One group membership of a connection; lgroup->members[pos] points back at it. */
 struct app_membership {
@@ -48,6 +49,8 @@ struct app_conn {
     uint32_t num_groups;
     uint32_t cap_groups;
     uint32_t user_pos;        /* index in the local user's connection list */
+    struct route_replay *replay; /* channels still to replay, in order (worker/route.c) */
+    uint64_t replay_bytes;    /* bytes the last replay step queued: not live output */
 };
 
 /* Sets up the worker's side of messaging; ring_efds are every slot's ring eventfd.

@@ -26,7 +26,15 @@
 #define ROUTE_SLOW_CLOSE 4010
 #define ROUTE_TAKEOVER_CLOSE 4011
 #define ROUTE_PENDING_MAX 65536      /* records waiting for a full ring */
-#define ROUTE_REPLAY_MAX 100000      /* messages replayed per join or login */
+/*
+ * Replays are paced by the socket: a step runs while less than ROUTE_REPLAY_LOW bytes
+ * wait in the connection's output queue and queues about ROUTE_REPLAY_STEP bytes; the
+ * loop gives all replays together at most ROUTE_REPLAY_ITERATION bytes per iteration.
+ */
+#define ROUTE_REPLAY_LOW (64 * 1024)
+#define ROUTE_REPLAY_STEP (256 * 1024)
+#define ROUTE_REPLAY_ITERATION (4 * 1024 * 1024)
+#define ROUTE_REPLAY_READ 512        /* messages asked of the store per read */
 #define ROUTE_PRESENCE_USERS 1000
 #define ROUTE_PRESENCE_TIMEOUT_MS 500
 #define ROUTE_SESSION_GROUPS_MAX 4096
@@ -75,6 +83,27 @@ struct luser {
     struct reorder ro;
 };
 
+/*
+ * A channel still to replay on a connection (app_conn.replay, a FIFO): the personal
+ * channel or a group, from the offset after `after`. While it waits and runs, the
+ * membership is not positioned (last_off UINT64_MAX), so live records of the channel pass
+ * it by; the replay reads them from the store instead, and the last step, inside a batch
+ * like a join, positions the membership at the channel's latest offset.
+ */
+struct route_replay {
+    struct route_replay *next;
+    bool personal;
+    char group[NAMES_NAME_MAX + 1]; /* "" for the personal channel */
+    uint64_t after;                 /* the last offset written, or where to start */
+    uint64_t keep;                  /* a place already reached before (re-join), or 0 */
+};
+
+/* A connection with replays, or whose last replay bytes are still queued. */
+struct route_replaying {
+    struct conn *c;
+    uint64_t id;
+};
+
 enum route_op_type {
     ROUTE_OP_PUBLISH,
     ROUTE_OP_SEND,
@@ -83,6 +112,7 @@ enum route_op_type {
     ROUTE_OP_LOGIN,
     ROUTE_OP_SESSION,
     ROUTE_OP_SYSTEM,
+    ROUTE_OP_REPLAY, /* the next step of c's replays */
 };
 
 /* One entry of auth's since map, copied out of the request. */
@@ -152,6 +182,9 @@ struct route {
     struct buf session;   /* a session record being written */
     int64_t next_expire_ms;
     uint32_t held;        /* records held by reorder buffers (a hint for route_flush) */
+    struct route_replaying *replaying;
+    size_t num_replaying, cap_replaying;
+    uint64_t replay_budget; /* replay bytes this loop iteration may still queue */
 };
 
 static struct route rt;
@@ -372,6 +405,17 @@ struct fanout {
     uint32_t delivered;
 };
 
+/*
+ * The live output queued on c: its output queue less what replays may still have in it.
+ * A replay step starts only below ROUTE_REPLAY_LOW queued bytes and records what it
+ * queued, so the queue holds at most that much more replay than replay_bytes.
+ */
+static uint64_t route_live_bytes(const struct conn *c)
+{
+    uint64_t replay = c->app->replay_bytes ? c->app->replay_bytes + ROUTE_REPLAY_LOW : 0;
+    return c->out.bytes > replay ? c->out.bytes - replay : 0;
+}
+
 /* Queues the message on c (live traffic: past output_queue_limit the peer is slow). */
 static void fanout_to(struct worker *w, struct fanout *f, struct conn *c, bool live)
 {
@@ -392,7 +436,7 @@ static void fanout_to(struct worker *w, struct fanout *f, struct conn *c, bool l
     f->delivered++;
     table_conn_count_msg_out(w, c);
     SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), deliveries, 1);
-    if (live && c->out.bytes > w->cfg->output_queue_limit) {
+    if (live && route_live_bytes(c) > w->cfg->output_queue_limit) {
         log_msg(LOG_NOTICE, "conn=%llx user=%s slow consumer: %llu bytes queued",
                 (unsigned long long)c->id, route_user_of(c),
                 (unsigned long long)c->out.bytes);
@@ -760,10 +804,13 @@ out_free:
     return rc;
 }
 
+static void route_replay_forget(struct app_conn *ac, const char *group, size_t len);
+
 static void route_member_remove(struct worker *w, struct conn *c, struct app_membership *m)
 {
     struct app_conn *ac = c->app;
     struct lgroup *g = m->group;
+    route_replay_forget(ac, g->name, g->len);
     uint32_t pos = m->pos, last = g->n - 1;
     g->members[pos] = g->members[last];
     g->n--;
@@ -1006,17 +1053,23 @@ static int route_session_save(struct worker *w, struct conn *c, int64_t ttl_ms);
 struct replay_ctx {
     struct worker *w;
     struct conn *c;
-    const char *ch; /* the msg "ch": group name or "@" */
-    uint64_t upto;  /* the position read in the batch: later ones come live */
+    const char *ch;  /* the msg "ch": group name or "@" */
+    uint64_t upto;   /* the position read in the batch: later ones come live */
     uint64_t last;
     uint32_t count;
+    uint64_t bytes;  /* queued so far */
+    uint64_t budget; /* stop once this much is queued */
+    bool full;       /* stopped at the budget: more may follow */
+    bool past;       /* reached a message after upto */
 };
 
 static int route_replay_one(void *arg, const struct store_msg *msg)
 {
     struct replay_ctx *x = arg;
-    if (msg->offset > x->upto)
+    if (msg->offset > x->upto) {
+        x->past = true;
         return 1; /* appended after the position was read (Redis): it comes live */
+    }
     struct envelope_msg m = {
         .ch = x->ch,
         .ch_len = strlen(x->ch),
@@ -1037,6 +1090,11 @@ static int route_replay_one(void *arg, const struct store_msg *msg)
         app_send_enc(x->w, x->c, enc, b);
     x->last = msg->offset;
     x->count++;
+    x->bytes += b->len;
+    if (x->bytes >= x->budget) {
+        x->full = true;
+        return 1;
+    }
     return x->c->phase == CONN_DEAD ? 1 : 0;
 }
 
@@ -1061,13 +1119,224 @@ static bool route_gap_covered(const char *channel, uint64_t after, uint64_t late
     return first == after + 1;
 }
 
-/* Replays channel (after, upto] to c; returns the last offset sent (or after). */
-static uint64_t route_replay(struct worker *w, struct conn *c, const char *channel,
-                             const char *ch, uint64_t after, uint64_t upto)
+/* ---- paced replays ---- */
+
+static void route_replaying_add(struct conn *c)
 {
-    struct replay_ctx x = {w, c, ch, upto, after, 0};
-    store_read(rt.store, channel, after, ROUTE_REPLAY_MAX, clock_wall_ms(), route_replay_one, &x);
-    return x.last;
+    for (size_t i = 0; i < rt.num_replaying; i++) {
+        if (rt.replaying[i].c == c && rt.replaying[i].id == c->id)
+            return;
+    }
+    if (rt.num_replaying == rt.cap_replaying) {
+        size_t cap = rt.cap_replaying ? rt.cap_replaying * 2 : 16;
+        struct route_replaying *r = realloc(rt.replaying, cap * sizeof(*r));
+        if (r == NULL)
+            return; /* the replay goes on when c's own requests run a batch */
+        rt.replaying = r;
+        rt.cap_replaying = cap;
+    }
+    rt.replaying[rt.num_replaying++] = (struct route_replaying){c, c->id};
+}
+
+static struct route_replay *route_replay_find(struct app_conn *ac, bool personal,
+                                              const char *group)
+{
+    for (struct route_replay *r = ac->replay; r; r = r->next) {
+        if (r->personal == personal && (personal || strcmp(r->group, group) == 0))
+            return r;
+    }
+    return NULL;
+}
+
+/*
+ * Adds a replay of the personal channel or of group to c, from after on (one already
+ * waiting for the same channel starts again from there, keeping its turn). Returns 0 or
+ * WSD_ENOMEM.
+ */
+static int route_replay_add(struct conn *c, bool personal, const char *group, uint64_t after,
+                            uint64_t keep)
+{
+    struct app_conn *ac = c->app;
+    struct route_replay *r = route_replay_find(ac, personal, group);
+    if (r != NULL) {
+        r->after = after;
+        r->keep = WSD_MAX(r->keep, keep);
+        return 0;
+    }
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return WSD_ENOMEM;
+    r->personal = personal;
+    if (!personal)
+        route_copy(r->group, sizeof(r->group), group, strlen(group));
+    r->after = after;
+    r->keep = keep;
+    struct route_replay **tail = &ac->replay;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = r;
+    route_replaying_add(c);
+    return 0;
+}
+
+static void route_replay_pop(struct app_conn *ac)
+{
+    struct route_replay *r = ac->replay;
+    ac->replay = r->next;
+    free(r);
+}
+
+/* Drops the replay of group from c (it left the group). */
+static void route_replay_forget(struct app_conn *ac, const char *group, size_t len)
+{
+    for (struct route_replay **p = &ac->replay; *p; p = &(*p)->next) {
+        struct route_replay *r = *p;
+        if (!r->personal && strlen(r->group) == len && memcmp(r->group, group, len) == 0) {
+            *p = r->next;
+            free(r);
+            return;
+        }
+    }
+}
+
+/* Where replay r writes: its channel, the msg "ch", the membership's last offset and the
+ * channel's reorder state. Returns the last-offset slot, NULL when r has no membership. */
+static uint64_t *route_replay_target(struct conn *c, const struct route_replay *r,
+                                     char *channel, const char **ch, struct reorder **ro)
+{
+    struct app_conn *ac = c->app;
+    if (r->personal) {
+        struct luser *u = ac->user_pos == UINT32_MAX
+                              ? NULL
+                              : strmap_get(&rt.users, ac->user, ac->user_len);
+        if (u == NULL)
+            return NULL;
+        route_channel_name(channel, ac->user);
+        *ch = "@";
+        *ro = &u->ro;
+        return &u->last_off[ac->user_pos];
+    }
+    struct app_membership *m = route_membership(c, r->group, strlen(r->group));
+    if (m == NULL)
+        return NULL;
+    route_copy(channel, STORE_CHANNEL_MAX + 1, r->group, strlen(r->group));
+    *ch = m->group->name;
+    *ro = &m->group->ro;
+    return &m->group->members[m->pos].last_off;
+}
+
+/*
+ * Runs c's replays inside the batch while its output queue is short: reads each channel
+ * from where it stopped and queues what the step's budget allows. A channel read to its
+ * latest offset (the position read now, in this batch) is positioned there, and live
+ * records take over from the next one; then the next channel's replay starts.
+ */
+static void route_replay_run(struct worker *w, struct conn *c)
+{
+    struct app_conn *ac = c->app;
+    uint64_t queued = 0;
+    bool stalled = false;
+    conn_cork(w, c); /* small messages leave together */
+    while (ac->replay && c->phase == CONN_WS && !c->close_sent &&
+           c->out.bytes < ROUTE_REPLAY_LOW && queued < ROUTE_REPLAY_STEP &&
+           rt.replay_budget > 0) {
+        struct route_replay *r = ac->replay;
+        char channel[STORE_CHANNEL_MAX + 1];
+        const char *ch;
+        struct reorder *ro;
+        uint64_t *last_off = route_replay_target(c, r, channel, &ch, &ro);
+        if (last_off == NULL) {
+            route_replay_pop(ac);
+            continue;
+        }
+        struct store_channel_info info;
+        if (store_channel_info(rt.store, channel, &info) < 0) {
+            stalled = true; /* store unavailable: a later batch tries again */
+            break;
+        }
+        uint64_t budget = WSD_MIN(ROUTE_REPLAY_STEP - queued, rt.replay_budget);
+        struct replay_ctx x = {w, c, ch, info.last_offset, r->after, 0, 0, budget, false, false};
+        int rc = 0;
+        if (r->after < info.last_offset)
+            rc = store_read(rt.store, channel, r->after, ROUTE_REPLAY_READ, clock_wall_ms(),
+                            route_replay_one, &x);
+        r->after = x.last;
+        queued += x.bytes;
+        rt.replay_budget -= WSD_MIN(rt.replay_budget, x.bytes);
+        if (rc < 0) {
+            stalled = true; /* the read failed part way: go on from x.last later */
+            break;
+        }
+        if (x.full || (x.count == ROUTE_REPLAY_READ && !x.past && x.last < info.last_offset))
+            continue; /* more to read: while the queue and the budgets allow */
+        /* Read to the latest offset: live records carry on after it. */
+        uint64_t pos = WSD_MAX(WSD_MAX(info.last_offset, r->after), r->keep);
+        *last_off = pos;
+        reorder_position(ro, pos);
+        route_replay_pop(ac);
+    }
+    conn_uncork(w);
+    if (queued > 0)
+        ac->replay_bytes = queued;
+    /* The socket took the step and wants more: nothing else would wake the loop for it. */
+    if (ac->replay && !stalled && c->phase == CONN_WS && c->out.bytes < ROUTE_REPLAY_LOW)
+        w->again = true;
+}
+
+/*
+ * Before the batch: a REPLAY op for every connection whose replays can go on (its queue
+ * is short). A connection leaves the list once it has no replay and its queue has drained.
+ */
+static void route_replay_schedule(void)
+{
+    rt.replay_budget = ROUTE_REPLAY_ITERATION;
+    for (size_t i = 0; i < rt.num_replaying;) {
+        struct route_replaying *e = &rt.replaying[i];
+        struct conn *c = e->c;
+        bool gone = route_conn_gone(c, e->id) || c->close_sent;
+        if (gone || (c->app->replay == NULL && c->out.bytes == 0)) {
+            if (!gone)
+                c->app->replay_bytes = 0;
+            *e = rt.replaying[--rt.num_replaying];
+            continue;
+        }
+        if (c->app->replay && c->out.bytes < ROUTE_REPLAY_LOW)
+            route_op_new(c, ROUTE_OP_REPLAY, NULL);
+        i++;
+    }
+}
+
+/* c's replays are over: the connection is going away. */
+void route_replay_cancel(struct conn *c)
+{
+    while (c->app->replay)
+        route_replay_pop(c->app);
+}
+
+/* The place a membership waiting for its replay has reached, for the session record. */
+static uint64_t route_replay_place(struct app_conn *ac, const char *group)
+{
+    struct route_replay *r = route_replay_find(ac, false, group);
+    return r ? WSD_MAX(r->after, r->keep) : 0;
+}
+
+/*
+ * Starts replaying a channel to c after `after` (a group when group is not NULL, else
+ * the personal channel), inside the batch; the first step runs at once. keep: a place
+ * the membership had already reached. On no memory the connection closes with 1011 (its
+ * session resumes), since the channel would otherwise have a gap.
+ */
+static void route_replay_start(struct worker *w, struct conn *c, const char *group,
+                               uint64_t after, uint64_t keep)
+{
+    if (route_replay_add(c, group == NULL, group ? group : "", after, keep) < 0) {
+        log_msg(LOG_WARN, "conn=%llx out of memory starting a replay",
+                (unsigned long long)c->id);
+        conn_ws_close(w, c, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    if (c->app->replay != NULL && c->app->replay->next == NULL)
+        route_replay_run(w, c);
 }
 
 static void route_join_reply(struct worker *w, struct route_op *op,
@@ -1113,13 +1382,21 @@ static void route_run_join(struct worker *w, struct route_op *op)
     bool epoch_ok = op->since_epoch[0] == '\0' || strcmp(op->since_epoch, info.epoch) == 0;
     bool recovered = epoch_ok && route_gap_covered(op->target, op->offset, info.last_offset);
     route_join_reply(w, op, &info, recovered);
-    uint64_t pos = info.last_offset;
-    if (lm->last_off != UINT64_MAX && lm->last_off > pos)
-        pos = lm->last_off; /* joined before: keep its place */
-    if (op->has_since && epoch_ok && op->offset < info.last_offset)
-        route_replay(w, c, op->target, op->target, op->offset, info.last_offset);
-    lm->last_off = pos;
-    reorder_position(&m->group->ro, pos);
+    struct route_replay *waiting = route_replay_find(c->app, false, op->target);
+    if (op->has_since && epoch_ok && op->offset < info.last_offset) {
+        uint64_t keep = lm->last_off != UINT64_MAX ? lm->last_off : 0;
+        lm->last_off = UINT64_MAX; /* live records pass by until the replay has caught up */
+        route_replay_start(w, c, op->target, op->offset, keep);
+    } else if (waiting != NULL) {
+        if (op->has_since && epoch_ok)
+            waiting->after = op->offset; /* a replay under way positions the membership */
+    } else {
+        uint64_t pos = info.last_offset;
+        if (lm->last_off != UINT64_MAX && lm->last_off > pos)
+            pos = lm->last_off; /* joined before: keep its place */
+        lm->last_off = pos;
+        reorder_position(&m->group->ro, pos);
+    }
     route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
 }
 
@@ -1146,7 +1423,7 @@ static int route_session_save(struct worker *w, struct conn *c, int64_t ttl_ms)
         struct lgroup *g = ac->groups[i].group;
         uint64_t off = g->members[ac->groups[i].pos].last_off;
         if (off == UINT64_MAX)
-            off = 0;
+            off = route_replay_place(ac, g->name); /* replaying, or 0 */
         rc = buf_append(b, &g->len, 1);
         rc = rc ? rc : buf_append(b, g->name, g->len);
         rc = rc ? rc : buf_append(b, &off, sizeof(off));
@@ -1331,21 +1608,29 @@ static void route_run_login(struct worker *w, struct route_op *op)
         after = ps->offset;
         store_ack(rt.store, channel, ps->offset);
     }
-    route_replay(w, c, channel, "@", after, personal.last_offset);
+    /* The personal channel was left unpositioned when the user was attached. */
     struct luser *u = strmap_get(&rt.users, ac->user, ac->user_len);
     if (u && ac->user_pos != UINT32_MAX) {
-        u->last_off[ac->user_pos] = personal.last_offset;
-        reorder_position(&u->ro, personal.last_offset);
+        if (after < personal.last_offset) {
+            route_replay_start(w, c, NULL, after, 0);
+        } else {
+            u->last_off[ac->user_pos] = personal.last_offset;
+            reorder_position(&u->ro, personal.last_offset);
+        }
     }
     for (size_t i = 0; i < k && c->phase != CONN_DEAD; i++) {
         struct app_membership *m = route_membership(c, rg[i].group->name, rg[i].group->len);
         if (m == NULL)
             continue;
-        if (rg[i].replay)
-            route_replay(w, c, rg[i].group->name, rg[i].group->name, rg[i].from,
-                         rg[i].info.last_offset);
-        m->group->members[m->pos].last_off = rg[i].info.last_offset;
-        reorder_position(&m->group->ro, rg[i].info.last_offset);
+        struct lmember *lm = &m->group->members[m->pos];
+        if (rg[i].replay) {
+            uint64_t keep = lm->last_off != UINT64_MAX ? lm->last_off : 0;
+            lm->last_off = UINT64_MAX;
+            route_replay_start(w, c, rg[i].group->name, rg[i].from, keep);
+        } else if (route_replay_find(ac, false, rg[i].group->name) == NULL) {
+            lm->last_off = rg[i].info.last_offset;
+            reorder_position(&m->group->ro, rg[i].info.last_offset);
+        }
     }
     route_session_save(w, c, ROUTE_SESSION_OPEN_TTL_MS);
 }
@@ -1516,6 +1801,7 @@ static void route_run(struct worker *w, struct route_op *op)
     case ROUTE_OP_JOIN: route_run_join(w, op); break;
     case ROUTE_OP_LOGIN: route_run_login(w, op); break;
     case ROUTE_OP_SESSION: route_session_save(w, op->c, ROUTE_SESSION_OPEN_TTL_MS); break;
+    case ROUTE_OP_REPLAY: route_replay_run(w, op->c); break;
     case ROUTE_OP_SYSTEM:
         if (op->since_epoch[0] == 'u')
             route_run_send(w, op);
@@ -1531,7 +1817,8 @@ static void route_fail_all(struct worker *w, const char *why, bool only_done)
     for (size_t i = 0; i < rt.num_ops; i++) {
         struct route_op *op = &rt.ops[i];
         bool asked = op->type != ROUTE_OP_LOGIN && op->type != ROUTE_OP_JOIN &&
-                     op->type != ROUTE_OP_SYSTEM && op->type != ROUTE_OP_SESSION;
+                     op->type != ROUTE_OP_SYSTEM && op->type != ROUTE_OP_SESSION &&
+                     op->type != ROUTE_OP_REPLAY;
         if (op->c && asked && !route_conn_gone(op->c, op->conn_id) &&
             (op->done || !only_done))
             route_error(w, op, "unavailable", why);
@@ -1575,6 +1862,7 @@ static void route_release_held(struct worker *w)
 
 void route_flush(struct worker *w)
 {
+    route_replay_schedule();
     if (rt.num_ops > 0) {
         if (store_batch_begin(rt.store) < 0) {
             route_fail_all(w, "store unavailable: not accepted", false);
@@ -1911,6 +2199,7 @@ void route_fini(struct worker *w)
     free(rt.pending);
     free(rt.presence);
     free(rt.ops);
+    free(rt.replaying);
     buf_fini(&rt.data);
     buf_fini(&rt.frame[0]);
     buf_fini(&rt.frame[1]);

@@ -51,6 +51,8 @@ void route_login(struct worker *w, struct conn *c, const char *resume,
 
 /* Saves c's session (groups and positions) when the connection ends. */
 void route_session_close(struct worker *w, struct conn *c);
+/* Drops c's replays still to come (the connection is going away; after the session save). */
+void route_replay_cancel(struct conn *c);
 
 /* join: registers the membership, then (in the batch) answers with the group's position
  * and replays from env->since when given. */

@@ -260,9 +260,12 @@ static void worker_dispatch(struct worker *w, struct epoll_event *ev)
     }
 }
 
-/* When the loop must wake next: the tick, or resuming accepts after a pause. */
+/* When the loop must wake next: at once when work is ready, else the tick, or resuming
+ * accepts after a pause. */
 static int worker_wait_ms(const struct worker *w, int64_t next_tick)
 {
+    if (w->again)
+        return 0;
     int64_t wake = next_tick;
     if (!w->accepting && !w->retiring)
         wake = WSD_MIN(wake, w->accept_resume_ms);
@@ -282,6 +285,7 @@ static int worker_loop(struct worker *w)
             return 1;
         }
         w->now_ms = clock_mono_ms();
+        w->again = false;
         for (int i = 0; i < n; i++) {
             /* The next object's first line loads while this event's system calls run. */
             if (i + 1 < n)

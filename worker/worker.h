@@ -79,6 +79,7 @@ struct worker {
     struct ws_reader rd;           /* the frame reader of every connection between frames */
     struct pool conn_pool;         /* struct conn */
     struct buf scratch;            /* frame building (compression output) */
+    bool again;                    /* work is ready: the next epoll_wait does not block */
     struct conn *corked;           /* its small writes gather in `cork` (conn_cork) */
     struct buf cork;
     struct conn *conns;            /* live connections */
