@@ -43,6 +43,11 @@ void audit_set_buffered(bool on)
     buffered = on;
 }
 
+void audit_forked(void)
+{
+    dropped = 0;
+}
+
 static void put(const void *p, size_t len)
 {
     if (buf_append(&out, p, len) < 0)

@@ -29,6 +29,10 @@ int audit_open(const char *path);
 /* Lines are written at once (the master) or at audit_flush() (a worker). */
 void audit_set_buffered(bool buffered);
 
+/* In a process just forked: the lines lost so far were the parent's (and reported by
+ * it); this process counts, and reports, its own from zero. */
+void audit_forked(void);
+
 /* Starts a line for event; false when no audit log is open (skip the fields). */
 bool audit_begin(const char *event);
 void audit_str(const char *key, const char *s);

@@ -1121,21 +1121,23 @@ static bool route_gap_covered(const char *channel, uint64_t after, uint64_t late
 
 /* ---- paced replays ---- */
 
-static void route_replaying_add(struct conn *c)
+/* Puts c on the list route_replay_schedule() goes through. Returns 0 or WSD_ENOMEM. */
+static int route_replaying_add(struct conn *c)
 {
     for (size_t i = 0; i < rt.num_replaying; i++) {
         if (rt.replaying[i].c == c && rt.replaying[i].id == c->id)
-            return;
+            return 0;
     }
     if (rt.num_replaying == rt.cap_replaying) {
         size_t cap = rt.cap_replaying ? rt.cap_replaying * 2 : 16;
         struct route_replaying *r = realloc(rt.replaying, cap * sizeof(*r));
         if (r == NULL)
-            return; /* the replay goes on when c's own requests run a batch */
+            return WSD_ENOMEM;
         rt.replaying = r;
         rt.cap_replaying = cap;
     }
     rt.replaying[rt.num_replaying++] = (struct route_replaying){c, c->id};
+    return 0;
 }
 
 static struct route_replay *route_replay_find(struct app_conn *ac, bool personal,
@@ -1164,8 +1166,10 @@ static int route_replay_add(struct conn *c, bool personal, const char *group, ui
         return 0;
     }
     r = calloc(1, sizeof(*r));
-    if (r == NULL)
+    if (r == NULL || route_replaying_add(c) < 0) {
+        free(r);
         return WSD_ENOMEM;
+    }
     r->personal = personal;
     if (!personal)
         route_copy(r->group, sizeof(r->group), group, strlen(group));
@@ -1175,7 +1179,6 @@ static int route_replay_add(struct conn *c, bool personal, const char *group, ui
     while (*tail)
         tail = &(*tail)->next;
     *tail = r;
-    route_replaying_add(c);
     return 0;
 }
 
@@ -1682,17 +1685,6 @@ static int route_append(struct worker *w, struct route_op *op, const char *chann
                           &msg, offset, dup);
     if (rc < 0)
         return rc;
-    if (audit_begin(sys ? "system" : channel[0] == '@' ? "send" : "publish")) {
-        if (op->c)
-            audit_u64("conn", op->c->id);
-        audit_str("user", from);
-        audit_str("channel", channel);
-        audit_u64("offset", *offset);
-        audit_str("mid", op->mid);
-        audit_u64("bytes", op->data_len);
-        audit_bool("duplicate", *dup);
-        audit_end();
-    }
     if (*dup) {
         SHM_SEG_STAT_ADD(shm_seg_worker(w->seg, (uint32_t)w->id), dedup_hits, 1);
         return 0;
@@ -1761,6 +1753,32 @@ static void route_run_send(struct worker *w, struct route_op *op)
     op->dup = dup;
     op->res_offset = offset;
     op->res_delivered = dup ? 0 : (int64_t)op->offset;
+}
+
+/* The audit line of a publish, send or system message the batch has made durable. */
+static void route_audit_append(const struct route_op *op)
+{
+    if (!op->done || (op->type != ROUTE_OP_PUBLISH && op->type != ROUTE_OP_SEND &&
+                      op->type != ROUTE_OP_SYSTEM))
+        return;
+    bool personal = op->type == ROUTE_OP_SEND ||
+                    (op->type == ROUTE_OP_SYSTEM && op->since_epoch[0] == 'u');
+    if (!audit_begin(op->type == ROUTE_OP_SYSTEM ? "system" : personal ? "send" : "publish"))
+        return;
+    char channel[STORE_CHANNEL_MAX + 1];
+    if (personal)
+        route_channel_name(channel, op->target);
+    else
+        route_copy(channel, sizeof(channel), op->target, strlen(op->target));
+    if (op->c)
+        audit_u64("conn", op->conn_id);
+    audit_str("user", op->c ? route_user_of(op->c) : "");
+    audit_str("channel", channel);
+    audit_u64("offset", op->res_offset);
+    audit_str("mid", op->mid);
+    audit_u64("bytes", op->data_len);
+    audit_bool("duplicate", op->dup);
+    audit_end();
 }
 
 static void route_run_ack(struct worker *w, struct route_op *op)
@@ -1874,8 +1892,10 @@ void route_flush(struct worker *w)
                         rt.num_ops);
                 route_fail_all(w, "store commit failed", true);
             } else {
-                for (size_t i = 0; i < rt.num_ops; i++)
+                for (size_t i = 0; i < rt.num_ops; i++) {
+                    route_audit_append(&rt.ops[i]); /* only what the commit made durable */
                     route_answer(w, &rt.ops[i]);
+                }
             }
         }
         for (size_t i = 0; i < rt.num_ops; i++)

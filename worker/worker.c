@@ -600,6 +600,7 @@ int worker_run(const struct worker_init *init)
     worker_load_tls(w);
     if (table_worker_start(w) < 0 || app_init(w, init->ring_efds) < 0)
         return 1;
+    audit_forked();
     audit_set_buffered(true); /* lines leave at the end of each loop iteration */
     log_msg(LOG_INFO, "worker started");
     int rc = worker_loop(w);
