@@ -188,6 +188,106 @@
         return {op: 'error', code: code, message: message};
     }
 
+    /* ---- end-to-end encryption: AES-256-GCM in WebCrypto; the server relays ciphertext ---- */
+
+    var E2E_TAG = 'wsd-e2e/1';
+
+    function subtle() {
+        if (typeof crypto === 'undefined' || !crypto.subtle)
+            throw new Error('end-to-end encryption needs WebCrypto (https:// or localhost)');
+        return crypto.subtle;
+    }
+
+    function b64uEncode(bytes) {
+        var s = '';
+        for (var i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]);
+        return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+    }
+
+    function b64uDecode(text) {
+        if (typeof text !== 'string' || !/^[A-Za-z0-9_-]*$/.test(text))
+            throw new Error('not base64url');
+        var s = atob(text.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((text.length + 3) % 4));
+        var out = new Uint8Array(s.length);
+        for (var i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+        return out;
+    }
+
+    function bytesOf(v) {
+        if (typeof v === 'string') return b64uDecode(v);
+        if (v instanceof ArrayBuffer) return new Uint8Array(v);
+        if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+        throw new Error('expected bytes or base64url');
+    }
+
+    /* A key given to setKey(): an AES-GCM CryptoKey, or 32 bytes (or their base64url). */
+    function aesKey(key) {
+        if (typeof CryptoKey !== 'undefined' && key instanceof CryptoKey) {
+            if (key.algorithm.name !== 'AES-GCM') throw new Error('not an AES-GCM key');
+            return Promise.resolve(key);
+        }
+        var raw = bytesOf(key);
+        if (raw.length !== 32) throw new Error('an end-to-end key is 32 bytes');
+        return subtle().importKey('raw', raw, {name: 'AES-GCM'}, false, ['encrypt', 'decrypt']);
+    }
+
+    /* What the ciphertext is bound to: the channel, the sender and, for a direct message,
+       the recipient; a ciphertext moved elsewhere or re-sent by someone else fails. */
+    function e2eAad(kind, a, b) {
+        return mpEncode([E2E_TAG, kind, a, b]);
+    }
+
+    function isSealed(data) {
+        return data !== null && typeof data === 'object' && data.e2e === 1 &&
+            typeof data.iv === 'string' && typeof data.ct === 'string';
+    }
+
+    async function seal(key, aad, data) {
+        var iv = crypto.getRandomValues(new Uint8Array(12));
+        var ct = await subtle().encrypt({name: 'AES-GCM', iv: iv, additionalData: aad}, key,
+            mpEncode(data));
+        return {e2e: 1, iv: b64uEncode(iv), ct: b64uEncode(new Uint8Array(ct))};
+    }
+
+    async function unseal(key, aad, data) {
+        var pt = await subtle().decrypt({name: 'AES-GCM', iv: b64uDecode(data.iv),
+            additionalData: aad}, key, b64uDecode(data.ct));
+        return mpDecode(pt);
+    }
+
+    var e2e = {
+        /* 32 random bytes: a group key to hand to the members (e.g. in encrypted sends). */
+        randomKey: function () {
+            return crypto.getRandomValues(new Uint8Array(32));
+        },
+        /* An AES-256-GCM key from a passphrase every member knows (PBKDF2-SHA-256). */
+        keyFromPassphrase: async function (passphrase, salt, iterations) {
+            var base = await subtle().importKey('raw', utf8enc.encode(passphrase), 'PBKDF2',
+                false, ['deriveKey']);
+            return subtle().deriveKey({name: 'PBKDF2', hash: 'SHA-256',
+                salt: utf8enc.encode(E2E_TAG + ' ' + salt), iterations: iterations || 310000},
+                base, {name: 'AES-GCM', length: 256}, false, ['encrypt', 'decrypt']);
+        },
+        /* An ECDH P-256 key pair: publicKey (base64url, to publish), privateKey (kept). */
+        generateKeyPair: async function () {
+            var pair = await subtle().generateKey({name: 'ECDH', namedCurve: 'P-256'}, false,
+                ['deriveBits']);
+            var pub = await subtle().exportKey('raw', pair.publicKey);
+            return {publicKey: b64uEncode(new Uint8Array(pub)), privateKey: pair.privateKey};
+        },
+        /* The key two users share: ECDH, then HKDF-SHA-256 over context (a string both
+           sides agree on, e.g. their two user ids sorted). */
+        deriveKey: async function (privateKey, theirPublicKey, context) {
+            var pub = await subtle().importKey('raw', bytesOf(theirPublicKey),
+                {name: 'ECDH', namedCurve: 'P-256'}, false, []);
+            var bits = await subtle().deriveBits({name: 'ECDH', public: pub}, privateKey, 256);
+            var hk = await subtle().importKey('raw', bits, 'HKDF', false, ['deriveKey']);
+            return subtle().deriveKey({name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(0),
+                info: utf8enc.encode(E2E_TAG + ' ' + (context || ''))}, hk,
+                {name: 'AES-GCM', length: 256}, false, ['encrypt', 'decrypt']);
+        },
+    };
+
     /* ---- the client ---- */
 
     function Client(url, options) {
@@ -225,6 +325,11 @@
         this._lastRecv = 0;
         this._stopped = false;
         this.stats = {duplicates: 0, reconnects: 0};
+        this._keys = new Map();           /* group or "@user" -> Promise of an AES-GCM key */
+        this._txChain = Promise.resolve(); /* encrypted requests leave in call order */
+        this._txSealing = 0;
+        this._rxChain = Promise.resolve(); /* decrypted messages are handed over in order */
+        this._rxOpening = 0;
         var since = o.since || {};
         for (var ch in since) {
             if (ch === '@') this._personal = position(since[ch]);
@@ -281,14 +386,61 @@
     };
 
     Client.prototype.publish = function (group, data, opts) {
-        var mid = (opts && opts.mid) || this._newMid();
+        var mid = (opts && opts.mid) || this._newMid(), self = this;
         this._rememberMid(mid);
-        return this._request({op: 'publish', group: group, data: data, mid: mid}, 'publish');
+        return this._sealed(group, 'g', group, data, function (sealed) {
+            return self._request({op: 'publish', group: group, data: sealed, mid: mid}, 'publish');
+        });
     };
 
     Client.prototype.send = function (user, data, opts) {
-        var mid = (opts && opts.mid) || this._newMid();
-        return this._request({op: 'send', user: user, data: data, mid: mid}, 'send');
+        var mid = (opts && opts.mid) || this._newMid(), self = this;
+        return this._sealed('@' + user, 'd', user, data, function (sealed) {
+            return self._request({op: 'send', user: user, data: sealed, mid: mid}, 'send');
+        });
+    };
+
+    /*
+     * The key for a group, or for the user after "@": what this client publishes to the
+     * group (sends to the user) is encrypted with it, and what arrives from there is
+     * decrypted. key: an AES-GCM CryptoKey, 32 bytes or their base64url; null removes it.
+     * Returns a Promise that settles once the key is ready.
+     */
+    Client.prototype.setKey = function (target, key) {
+        if (key === null || key === undefined) {
+            this._keys.delete(target);
+            return Promise.resolve();
+        }
+        var ready = Promise.resolve(key).then(aesKey);
+        ready.catch(function () {}); /* the requests that use it report the failure */
+        this._keys.set(target, ready);
+        return ready.then(function () {});
+    };
+
+    /* Calls go(data), encrypted when target has a key; requests keep their call order. */
+    Client.prototype._sealed = function (target, kind, to, data, go) {
+        var key = this._keys.get(target), self = this;
+        if (!key && this._txSealing === 0) return go(data);
+        this._txSealing++;
+        var queued = this._txChain.then(async function () {
+            if (!key) return {reply: go(data)};
+            var from = await self._whoami();
+            var aad = kind === 'g' ? e2eAad('g', to, from) : e2eAad('d', from, to);
+            var sealed = await seal(await key, aad, data);
+            return {reply: go(sealed)}; /* queued now; its reply is awaited by the caller */
+        });
+        this._txChain = queued.then(function () { self._txSealing--; },
+            function () { self._txSealing--; });
+        return queued.then(function (r) { return r.reply; });
+    };
+
+    /* This client's user id, once a welcome has said it. */
+    Client.prototype._whoami = function () {
+        if (this.user) return Promise.resolve(this.user);
+        var self = this;
+        return new Promise(function (res) {
+            var off = self.on('welcome', function (w) { off(); res(w.user); });
+        });
     };
 
     Client.prototype.broadcast = function (data) {
@@ -610,10 +762,55 @@
             if (m.ch !== '@' && m.from === this.user && this._ownMids.has(m.mid))
                 return; /* our own publish, replayed on a join with since */
         }
-        var results = this._emit('message', m);
-        if (m.ch !== '@' || !this._autoAck) return;
-        var entry = {off: m.off, done: false}, self = this;
-        this._inflightAcks.push(entry);
+        var entry = null, self = this;
+        if (m.ch === '@' && this._autoAck) {
+            entry = {off: m.off, done: false};
+            this._inflightAcks.push(entry);
+        }
+        var sealed = isSealed(m.data);
+        if (!sealed && this._rxOpening === 0) return this._deliver(m, entry);
+        /* decryption is asynchronous: later messages wait for it, to keep their order */
+        this._rxOpening++;
+        this._rxChain = this._rxChain.then(function () {
+            return sealed ? self._open(m) : true;
+        }).then(function (ok) {
+            if (ok) self._deliver(m, entry);
+            else if (entry) { entry.done = true; self._advanceAck(); }
+        }).catch(function (e) {
+            self._emit('error', e);
+        }).then(function () {
+            self._rxOpening--;
+        }, function () {
+            self._rxOpening--; /* an 'error' handler threw: the next messages still go */
+        });
+    };
+
+    /* Decrypts m.data in place when its channel has a key. False when it cannot be
+       decrypted (wrong key, altered, or re-sent by someone else): 'error' says so and the
+       message is dropped. Without a key the message is handed over still sealed, with
+       m.encrypted set. */
+    Client.prototype._open = async function (m) {
+        var direct = m.ch === '@', key = this._keys.get(direct ? '@' + m.from : m.ch);
+        if (!key) {
+            m.encrypted = true;
+            return true;
+        }
+        try {
+            var aad = direct ? e2eAad('d', m.from, this.user) : e2eAad('g', m.ch, m.from);
+            m.data = await unseal(await key, aad, m.data);
+            m.e2e = true;
+            return true;
+        } catch (e) {
+            this._emit('error', {op: 'error', code: 'decrypt_failed', ch: m.ch, off: m.off,
+                from: m.from, message: 'cannot decrypt: ' + (e && e.message || e)});
+            return false;
+        }
+    };
+
+    /* Hands m to the 'message' handlers; a personal one is acknowledged once they are done. */
+    Client.prototype._deliver = function (m, entry) {
+        var results = this._emit('message', m), self = this;
+        if (!entry) return;
         var finish = function () { entry.done = true; self._advanceAck(); };
         var waits = results.filter(function (x) { return x && typeof x.then === 'function'; });
         if (waits.length === 0) return finish();
@@ -640,5 +837,6 @@
         }, 0);
     };
 
-    return {Client: Client, msgpack: {encode: mpEncode, decode: mpDecode}, version: '1'};
+    return {Client: Client, e2e: e2e, msgpack: {encode: mpEncode, decode: mpDecode},
+        version: '1'};
 });

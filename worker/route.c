@@ -1295,7 +1295,7 @@ static void route_replay_schedule(void)
     rt.replay_budget = ROUTE_REPLAY_ITERATION;
     for (size_t i = 0; i < rt.num_replaying;) {
         struct route_replaying *e = &rt.replaying[i];
-        struct conn *c = e->c;
+        struct conn *c = e->c; /* still allocated: route_replay_cancel() takes it off */
         bool gone = route_conn_gone(c, e->id) || c->close_sent;
         if (gone || (c->app->replay == NULL && c->out.bytes == 0)) {
             if (!gone)
@@ -1309,11 +1309,18 @@ static void route_replay_schedule(void)
     }
 }
 
-/* c's replays are over: the connection is going away. */
+/* c's replays are over: the connection is going away (its memory goes back to the
+ * worker's pool, so the list must not keep it). */
 void route_replay_cancel(struct conn *c)
 {
     while (c->app->replay)
         route_replay_pop(c->app);
+    for (size_t i = 0; i < rt.num_replaying; i++) {
+        if (rt.replaying[i].c == c) {
+            rt.replaying[i] = rt.replaying[--rt.num_replaying];
+            break;
+        }
+    }
 }
 
 /* The place a membership waiting for its replay has reached, for the session record. */

@@ -177,6 +177,16 @@ def test_browser_client_reconnects_resumes_acks_and_deduplicates():
         assert [m["data"] for m in lt["carolPersonal"]] == [{"offline": 1}]
         assert lt["carol2Personal"] == 0
 
+        # end-to-end encryption with Chromium's WebCrypto (a JSON and a MessagePack client)
+        e = res["e2e"]
+        assert [(m["from"], m["e2e"], m["data"]) for m in e["groupSeenByKey"]] == \
+            [("carol", True, {"text": "sealed in chromium"})]
+        assert [(m["from"], m["e2e"], m["data"]) for m in e["directSeenByKey"]] == \
+            [("carol", True, {"text": "direct in chromium"})]
+        sealed = e["groupSeenWithoutKey"]
+        assert len(sealed) == 1 and sealed[0]["encrypted"] and not sealed[0]["e2e"]
+        assert set(sealed[0]["data"]) == {"e2e", "iv", "ct"}
+
         f = res["finish"]
         recs = f["recs"]
         assert all(not d for d in f["duplicates"].values()), f["duplicates"]

@@ -53,6 +53,7 @@ async function steps(page, result) {
     result.resume = await page.evaluate(() => wsdTest.awaitResume());
     result.retry = await page.evaluate(() => wsdTest.retry());
     result.later = await page.evaluate(() => wsdTest.laterLogins());
+    result.e2e = await page.evaluate(() => wsdTest.e2e());
     result.finish = await page.evaluate(() => wsdTest.finish());
 }
 

@@ -33,7 +33,7 @@
         var c = new Wsd.Client(opts.url || T.p.url, opts);
         c.on('message', function (m) {
             rec.msgs.push({ch: m.ch, off: m.off, mid: m.mid, from: m.from, sys: !!m.sys,
-                data: plain(m.data), t: Date.now()});
+                data: plain(m.data), e2e: !!m.e2e, encrypted: !!m.encrypted, t: Date.now()});
         });
         c.on('state', function (s, info) {
             rec.states.push({state: s, info: info, t: Date.now()});
@@ -259,6 +259,36 @@
     };
 
     /* Every record, with the (channel, offset) pairs delivered more than once. */
+    /* End-to-end encryption with WebCrypto: a passphrase key for a group, an ECDH key for
+     * a direct message; a member without the key sees the sealed envelope. */
+    T.e2e = async function () {
+        var r = {}, g = 'room:e2e';
+        var a = mk('e2eA', {token: T.p.tokens.carol});
+        var b = mk('e2eB', {token: T.p.tokens.dave, json: false});
+        var c = mk('e2eC', {token: T.p.tokens.bob});
+        var keys = await Promise.all([Wsd.e2e.keyFromPassphrase('chromium passphrase', g, 1000),
+            Wsd.e2e.keyFromPassphrase('chromium passphrase', g, 1000),
+            Wsd.e2e.generateKeyPair(), Wsd.e2e.generateKeyPair()]);
+        await a.setKey(g, keys[0]);
+        await b.setKey(g, keys[1]);
+        await a.setKey('@dave', await Wsd.e2e.deriveKey(keys[2].privateKey, keys[3].publicKey,
+            'carol dave'));
+        await b.setKey('@carol', await Wsd.e2e.deriveKey(keys[3].privateKey, keys[2].publicKey,
+            'carol dave'));
+        await Promise.all([a.join(g), b.join(g), c.join(g)]);
+        r.pub = await a.publish(g, {text: 'sealed in chromium'});
+        r.dm = await a.send('dave', {text: 'direct in chromium'});
+        await waitFor(function () {
+            return got('e2eB', function (m) { return m.ch === g; }).length &&
+                got('e2eB', function (m) { return m.ch === '@'; }).length &&
+                got('e2eC', function (m) { return m.ch === g; }).length;
+        }, 5000, 'e2e deliveries');
+        r.groupSeenByKey = got('e2eB', function (m) { return m.ch === g; });
+        r.directSeenByKey = got('e2eB', function (m) { return m.ch === '@'; });
+        r.groupSeenWithoutKey = got('e2eC', function (m) { return m.ch === g; });
+        return r;
+    };
+
     T.finish = async function () {
         var dead = T.clients.dead;
         await waitFor(function () { return dead.stats.reconnects >= 5; }, 10000, 'backoff');
