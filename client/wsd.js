@@ -32,12 +32,19 @@
  *   carries the last session and the position of every channel; when the welcome says
  *   resumed: false, every group is joined again with `since`, so the missed messages
  *   are replayed. No reconnect after close(), 1008, 4009 or 4011; after 4001 and 4003
- *   only when getToken gives a new token.
+ *   only when getToken gives a new token;
+ * - end-to-end encryption when the application gives a key with c.setKey(group or
+ *   '@user', key): publishes and sends are sealed (AES-256-GCM in WebCrypto, bound to
+ *   channel, sender and recipient) and what arrives from there is opened, in order;
+ *   Wsd.e2e makes keys (randomKey, keyFromPassphrase, generateKeyPair, deriveKey).
+ *   Format: wsd-protocol(7), "End-to-end encryption".
  *
  * Events (c.on(name, fn) returns a function that removes fn):
  *   'welcome' (welcome)   each login;   'message' (msg)   each new message;
  *   'joined' (reply)      each join reply, also of automatic re-joins (see recovered);
- *   'error' (err)         errors no request owns, and exceptions of handlers;
+ *   'error' (err)         errors no request owns, exceptions of handlers, and
+ *                         {code: 'decrypt_failed', ch, off, from} for a sealed message
+ *                         that does not open;
  *   'state' (state, info) 'connecting' 'authenticating' 'open' 'reconnecting' 'closed';
  *   'close' (info)        every closed socket: {code, reason, reconnect}.
  * Tests may close c._ws to simulate a dropped connection.
