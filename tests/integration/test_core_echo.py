@@ -221,6 +221,33 @@ def test_slow_request_head_is_cut_off_after_header_timeout():
         assert 0.5 < elapsed < 3.5, elapsed
 
 
+def _worker_fds(w):
+    return sum(len(os.listdir("/proc/%d/fd" % pid)) for pid in w.worker_pids())
+
+
+def test_a_connection_is_handed_to_a_worker_once_it_speaks():
+    """TCP_DEFER_ACCEPT: a silent connection holds no worker descriptor until its first
+    bytes arrive (or about a second has passed); then it is served as usual."""
+    with Wsd(workers=1) as w:
+        before = _worker_fds(w)
+        with socket.create_connection(("127.0.0.1", w.port), timeout=5) as s:
+            time.sleep(0.4)
+            assert _worker_fds(w) == before
+            s.sendall(UPGRADE + b"\r\n")
+            assert s.recv(4096).startswith(b"HTTP/1.1 101")
+            assert _worker_fds(w) == before + 1
+        deadline = time.monotonic() + 4
+        while _worker_fds(w) != before and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first connection's descriptor goes
+        assert _worker_fds(w) == before
+        # a client that says nothing is still taken after a while
+        with socket.create_connection(("127.0.0.1", w.port), timeout=5) as s:
+            deadline = time.monotonic() + 4
+            while _worker_fds(w) == before and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _worker_fds(w) == before + 1
+
+
 def test_origin_outside_allowed_list_gets_403():
     with Wsd(workers=1, extra="allowed_origins https://good.example") as w:
         bad = UPGRADE + b"Origin: https://evil.example\r\n\r\n"
