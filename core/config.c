@@ -838,6 +838,7 @@ static const struct key keys[] = {
      NULL},
     TEXT(tls_cert, parse_str, 1, PATH_MAX, NULL, 0),
     TEXT(tls_key, parse_str, 1, PATH_MAX, NULL, 0),
+    SECONDS(tls_ticket_rotation, 1, DAY, "3600", RESTART),
     {"workers", KT_WORKERS, F(workers), F(workers_auto), 1, CONFIG_MAX_WORKERS, 0,
      parse_workers, "auto", NULL},
     COUNT(max_connections, KT_U32, 1, 1000000, "100000", RESTART),
@@ -1487,6 +1488,7 @@ const char config_default_text[] =
     "\n"
     "# listeners and processes\n"
     "#listen 127.0.0.1:8080\n"
+    "#tls_ticket_rotation 3600\n"
     "#workers auto\n"
     "#max_connections 100000\n"
     "#max_groups 65536\n"

@@ -53,6 +53,7 @@ struct config {
     size_t num_listen;            /* `listen` and `tls_listen` lines; default 127.0.0.1:8080 */
     char *tls_cert;
     char *tls_key;
+    int tls_ticket_rotation;      /* seconds each session-ticket key is used, default 3600 */
     int workers;                  /* resolved: `auto` becomes the number of CPUs */
     bool workers_auto;
     uint32_t max_connections;     /* default 100000 */

@@ -242,6 +242,7 @@ static int master_loop(struct master *m)
         if (now >= m->next_scan_ms) {
             if (m->stopping == MASTER_RUNNING)
                 master_scan_heartbeats(m, now);
+            tls_ticket_advance(); /* workers forked from now on inherit no older key */
             m->next_scan_ms = now + MASTER_SCAN_MS;
         }
         if (m->stopping != MASTER_RUNNING && now >= m->stop_deadline_ms) {
@@ -436,7 +437,7 @@ int master_run(struct config *cfg, const char *cfg_path)
         return 1;
     }
     int rc = master_open_listeners(m, err, sizeof(err));
-    if (rc == 0 && tls_global_init() < 0) {
+    if (rc == 0 && tls_global_init(cfg->tls_ticket_rotation) < 0) {
         snprintf(err, sizeof(err), "cannot draw the TLS session ticket keys");
         rc = WSD_EIO;
     }

@@ -9,24 +9,43 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 /* Ciphertext taken per tls_read(); the plaintext of it and of one unfinished record
    carried over from the last read always fits the caller's buffer (tls.h). */
 #define TLS_CBUF_LEN (256 * 1024)
-#define TLS_TICKET_KEYS_LEN 80
+#define TLS_TICKET_SECRET_LEN 32
 
 static BIO_METHOD *bio_method;
 static uint8_t *cbuf;               /* the ciphertext of the read in progress */
 static const uint8_t *win;          /* what the read BIO hands OpenSSL next */
 static size_t win_len;
 static uint8_t stage[TLS_RECORD_MAX]; /* small writes gathered into one record */
-static uint8_t ticket_keys[TLS_TICKET_KEYS_LEN];
-static bool have_ticket_keys;
+/*
+ * Session-ticket keys, a one-way chain: the secret of period n + 1 is the SHA-256 of
+ * "wsd ticket ratchet" and the secret of period n, and period n runs from n * rotation
+ * seconds after the Unix epoch, so every process agrees on it without talking. Tickets
+ * are sealed with the current period's keys and opened with its or the previous one's
+ * (then renewed): a ticket resumes for one to two periods. Each process steps its copy
+ * as periods pass and wipes what it steps past; the master steps its own every second,
+ * so a worker forked later inherits no older secret and none older can be recomputed.
+ */
+static struct {
+    bool on;
+    int64_t rotation;   /* seconds */
+    uint64_t period;
+    uint8_t cur[TLS_TICKET_SECRET_LEN];
+    uint8_t prev[TLS_TICKET_SECRET_LEN];
+    bool have_prev;
+} tk;
 
 /* The session failed: later reads report it at once (SSL app data). */
 #define TLS_FAILED ((void *)1)
@@ -104,12 +123,106 @@ static const char *tls_reason(void)
     return text;
 }
 
-int tls_global_init(void)
+static uint64_t ticket_period_now(void)
 {
-    if (RAND_bytes(ticket_keys, sizeof(ticket_keys)) != 1)
+    time_t now = time(NULL);
+    return now > 0 ? (uint64_t)now / (uint64_t)tk.rotation : 0;
+}
+
+static void ticket_hash(const uint8_t *secret, const char *label, uint8_t out[32])
+{
+    uint8_t in[TLS_TICKET_SECRET_LEN + 32];
+    size_t llen = strlen(label);
+    memcpy(in, label, llen);
+    memcpy(in + llen, secret, TLS_TICKET_SECRET_LEN);
+    unsigned int n = 32;
+    EVP_Digest(in, llen + TLS_TICKET_SECRET_LEN, out, &n, EVP_sha256(), NULL);
+    OPENSSL_cleanse(in, sizeof(in));
+}
+
+void tls_ticket_advance(void)
+{
+    if (!tk.on)
+        return;
+    uint64_t target = ticket_period_now();
+    if (target <= tk.period)
+        return; /* this period, or the clock went back: keep the keys */
+    while (tk.period < target) {
+        memcpy(tk.prev, tk.cur, sizeof(tk.prev));
+        ticket_hash(tk.prev, "wsd ticket ratchet", tk.cur);
+        tk.period++;
+    }
+    tk.have_prev = true; /* (skipping periods, prev is the one just before target) */
+}
+
+int tls_global_init(int rotation_s)
+{
+    tk.rotation = rotation_s > 0 ? rotation_s : 3600;
+    if (RAND_bytes(tk.cur, sizeof(tk.cur)) != 1)
         return WSD_EIO;
-    have_ticket_keys = true;
+    tk.period = ticket_period_now();
+    tk.have_prev = false;
+    tk.on = true;
     return 0;
+}
+
+/* Period secret -> ticket key name (16 bytes), AES-256 key and HMAC-SHA-256 key. */
+struct ticket_keys {
+    uint8_t name[32];
+    uint8_t aes[32];
+    uint8_t mac[32];
+};
+
+static void ticket_keys_of(const uint8_t *secret, struct ticket_keys *k)
+{
+    ticket_hash(secret, "wsd ticket name", k->name);
+    ticket_hash(secret, "wsd ticket aes", k->aes);
+    ticket_hash(secret, "wsd ticket mac", k->mac);
+}
+
+static int ticket_keys_use(const struct ticket_keys *k, unsigned char *iv,
+                           EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, (void *)k->mac, sizeof(k->mac)),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_CipherInit_ex(cctx, EVP_aes_256_cbc(), NULL, k->aes, iv, enc) != 1 ||
+        EVP_MAC_CTX_set_params(hctx, params) != 1)
+        return -1;
+    return 0;
+}
+
+/* OpenSSL's ticket callback: seal with this period's keys; open with this period's (1)
+ * or the previous one's (2: renew the ticket); 0 for an unknown key (full handshake). */
+static int ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
+                     EVP_CIPHER_CTX *cctx, EVP_MAC_CTX *hctx, int enc)
+{
+    (void)ssl;
+    tls_ticket_advance();
+    struct ticket_keys k;
+    int rc = 0;
+    if (enc) {
+        ticket_keys_of(tk.cur, &k);
+        memcpy(key_name, k.name, 16);
+        rc = RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) == 1 &&
+                     ticket_keys_use(&k, iv, cctx, hctx, 1) == 0
+                 ? 1
+                 : -1;
+    } else {
+        ticket_keys_of(tk.cur, &k);
+        if (memcmp(key_name, k.name, 16) == 0) {
+            rc = 1;
+        } else if (tk.have_prev) {
+            ticket_keys_of(tk.prev, &k);
+            rc = memcmp(key_name, k.name, 16) == 0 ? 2 : 0;
+        }
+        if (rc > 0 && ticket_keys_use(&k, iv, cctx, hctx, 0) < 0)
+            rc = -1;
+    }
+    OPENSSL_cleanse(&k, sizeof(k));
+    return rc;
 }
 
 struct ssl_ctx_st *tls_ctx_new(const struct config *cfg, char *err, size_t err_cap)
@@ -128,8 +241,12 @@ struct ssl_ctx_st *tls_ctx_new(const struct config *cfg, char *err, size_t err_c
     /* Resumption by ticket only: a per-worker session cache would miss on the others. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 1);
-    if (have_ticket_keys)
-        SSL_CTX_set_tlsext_ticket_keys(ctx, ticket_keys, sizeof(ticket_keys));
+    if (tk.on) {
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+        /* The lifetime hint and OpenSSL's own age check stay above the two periods a
+           key lives: the keys decide when a ticket stops resuming. */
+        SSL_CTX_set_timeout(ctx, (long)(3 * tk.rotation));
+    }
     const char *what = NULL, *path = NULL;
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
         what = "tls_cert", path = cfg->tls_cert;

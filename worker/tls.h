@@ -12,8 +12,9 @@
  * The handshake needs no phase of its own: the first tls_read() calls drive it, and the
  * HTTP request head follows in the same stream. Certificates are loaded per worker at
  * start and again at every reload (new handshakes get the new ones, open sessions keep
- * theirs). Session tickets are encrypted with keys the master draws before it forks, so
- * a client resumes on whichever worker accepts it.
+ * theirs). Session tickets are encrypted with keys that every process derives from a
+ * secret the master draws before it forks, so a client resumes on whichever worker
+ * accepts it; the keys change every tls_ticket_rotation seconds (tls.c).
  */
 #ifndef WSD_WORKER_TLS_H
 #define WSD_WORKER_TLS_H
@@ -32,9 +33,13 @@ struct ssl_ctx_st;
 /* The largest plaintext of one record. */
 #define TLS_RECORD_MAX 16384
 
-/* Draws the session ticket keys; the master calls it once, before forking workers.
- * Returns 0 or WSD_EIO. */
-int tls_global_init(void);
+/* Draws the session-ticket secret, each key to seal tickets for rotation_s seconds; the
+ * master calls it once, before forking workers. Returns 0 or WSD_EIO. */
+int tls_global_init(int rotation_s);
+
+/* Steps the ticket keys to the current period, wiping the ones stepped past: the master
+ * calls it every second, a worker every tick (and before it seals or opens a ticket). */
+void tls_ticket_advance(void);
 
 /*
  * A server context from cfg's tls_cert (PEM, the chain after the certificate) and

@@ -215,6 +215,7 @@ static void worker_on_signal(struct worker *w)
 
 static void worker_tick(struct worker *w)
 {
+    tls_ticket_advance();
     /* An overloaded sibling woken for a new connection leaves it queued, and EPOLLEXCLUSIVE
        does not wake another waiter for it: so the less loaded workers also look at the
        listeners every tick (one accept4() returning EAGAIN when nothing waits). */

@@ -259,6 +259,36 @@ def test_session_tickets_resume_on_every_worker(tw):
     assert len(owners) == 2, owners
 
 
+def _sleep_until(wall):
+    time.sleep(max(0.0, wall - time.time()))
+
+
+def test_session_ticket_keys_rotate_and_a_ticket_stops_resuming_after_two_periods():
+    rot = 2  # tls_ticket_rotation: periods of 2 s counted from the Unix epoch
+    w = Wsd(workers=2, tls=True, extra="tls_ticket_rotation %d" % rot)
+    w.start()
+    try:
+        ctx = w.tls_context()
+        period = int(time.time() // rot) + 1
+        _sleep_until(period * rot + 0.2)  # well inside one period
+        _, _, first, reused, _ = tls_get(w, b"/metrics", ctx)
+        assert not reused
+        assert tls_get(w, b"/metrics", ctx, first)[3]  # same period
+        # next period: the previous key still opens it, and the server renews the ticket
+        _sleep_until((period + 1) * rot + 0.3)
+        resumed = [tls_get(w, b"/metrics", ctx, first) for _ in range(4)]
+        assert all(r[3] for r in resumed)
+        renewed = resumed[-1][2]
+        # two periods on, the first key is gone from every process: a full handshake (the
+        # client still offers the ticket: the server's lifetime hint is 3 periods)
+        _sleep_until((period + 2) * rot + 0.3)
+        assert [tls_get(w, b"/metrics", ctx, first)[3] for _ in range(4)] == [False] * 4
+        # the ticket renewed in the period before still resumes, on either worker
+        assert all(tls_get(w, b"/metrics", ctx, renewed)[3] for _ in range(4))
+    finally:
+        w.stop()
+
+
 def test_reload_swaps_the_certificate_for_new_handshakes_only():
     w = Wsd(workers=2, tls=True)
     w.start()

@@ -242,6 +242,7 @@ static const char *const every_key[][2] = {
     {"tls_listen", "[::]:443"},
     {"tls_cert", "/etc/wsd/cert.pem"},
     {"tls_key", "/etc/wsd/key.pem"},
+    {"tls_ticket_rotation", "600"},
     {"workers", "2"},
     {"max_connections", "5000"},
     {"max_groups", "1024"},
