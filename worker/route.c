@@ -248,6 +248,22 @@ static void route_error(struct worker *w, const struct route_op *op, const char 
         route_reply(w, op->c, op->conn_id, op->reply_enc, b);
 }
 
+/*
+ * Room for one more item in an array of n used of *cap items of size bytes, doubling it
+ * (first items at the start): the array, moved or not, or NULL on no memory (the old
+ * one stays).
+ */
+static void *route_grow(void *items, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return items;
+    size_t more = *cap ? *cap * 2 : first;
+    void *p = realloc(items, more * size);
+    if (p != NULL)
+        *cap = more;
+    return p;
+}
+
 /* ---- rings ---- */
 
 /* Keeps a record for a full ring; it is pushed again at the end of each iteration. */
@@ -255,14 +271,11 @@ static int route_pending_add(uint32_t target, const struct iovec *iov, int n)
 {
     if (rt.num_pending >= ROUTE_PENDING_MAX)
         return WSD_ENOSPC;
-    if (rt.num_pending == rt.cap_pending) {
-        size_t cap = rt.cap_pending ? rt.cap_pending * 2 : 64;
-        struct route_pending *p = realloc(rt.pending, cap * sizeof(*p));
-        if (p == NULL)
-            return WSD_ENOMEM;
-        rt.pending = p;
-        rt.cap_pending = cap;
-    }
+    struct route_pending *p = route_grow(rt.pending, rt.num_pending, &rt.cap_pending,
+                                         sizeof(*p), 64);
+    if (p == NULL)
+        return WSD_ENOMEM;
+    rt.pending = p;
     size_t total = 0;
     for (int i = 0; i < n; i++)
         total += iov[i].iov_len;
@@ -854,14 +867,10 @@ void route_leave_all(struct worker *w, struct conn *c)
 static struct route_op *route_op_new(struct conn *c, enum route_op_type type,
                                      const struct envelope_id *id)
 {
-    if (rt.num_ops == rt.cap_ops) {
-        size_t cap = rt.cap_ops ? rt.cap_ops * 2 : 64;
-        struct route_op *ops = realloc(rt.ops, cap * sizeof(*ops));
-        if (ops == NULL)
-            return NULL;
-        rt.ops = ops;
-        rt.cap_ops = cap;
-    }
+    struct route_op *ops = route_grow(rt.ops, rt.num_ops, &rt.cap_ops, sizeof(*ops), 64);
+    if (ops == NULL)
+        return NULL;
+    rt.ops = ops;
     struct route_op *op = &rt.ops[rt.num_ops++];
     memset(op, 0, sizeof(*op));
     op->type = type;
@@ -1128,14 +1137,11 @@ static int route_replaying_add(struct conn *c)
         if (rt.replaying[i].c == c && rt.replaying[i].id == c->id)
             return 0;
     }
-    if (rt.num_replaying == rt.cap_replaying) {
-        size_t cap = rt.cap_replaying ? rt.cap_replaying * 2 : 16;
-        struct route_replaying *r = realloc(rt.replaying, cap * sizeof(*r));
-        if (r == NULL)
-            return WSD_ENOMEM;
-        rt.replaying = r;
-        rt.cap_replaying = cap;
-    }
+    struct route_replaying *r = route_grow(rt.replaying, rt.num_replaying,
+                                           &rt.cap_replaying, sizeof(*r), 16);
+    if (r == NULL)
+        return WSD_ENOMEM;
+    rt.replaying = r;
     rt.replaying[rt.num_replaying++] = (struct route_replaying){c, c->id};
     return 0;
 }
@@ -1986,16 +1992,13 @@ void route_presence(struct worker *w, struct conn *c, const char *group, size_t 
     struct names_info info = {0};
     names_lookup(w->seg->groups, group, len, &info);
     uint64_t others = info.worker_mask & ~(UINT64_C(1) << w->id);
-    if (rt.num_presence == rt.cap_presence) {
-        size_t cap = rt.cap_presence ? rt.cap_presence * 2 : 8;
-        struct presence_query *p = realloc(rt.presence, cap * sizeof(*p));
-        if (p == NULL) {
-            app_error(w, c, id, "internal", "out of memory");
-            return;
-        }
-        rt.presence = p;
-        rt.cap_presence = cap;
+    struct presence_query *p = route_grow(rt.presence, rt.num_presence, &rt.cap_presence,
+                                          sizeof(*p), 8);
+    if (p == NULL) {
+        app_error(w, c, id, "internal", "out of memory");
+        return;
     }
+    rt.presence = p;
     struct presence_query *q = &rt.presence[rt.num_presence];
     memset(q, 0, sizeof(*q));
     q->seq = ++rt.presence_seq;
