@@ -381,25 +381,46 @@ static void http_puts(struct http_out *o, const char *s)
     http_put(o, s, strlen(s));
 }
 
+static void http_put_head(struct http_out *o, int status, const char *extra_headers,
+                          const char *content_type, size_t body_len)
+{
+    char line[96];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %03d %s\r\nServer: wsd\r\n", status,
+                     http_status_text(status));
+
+    http_put(o, line, (size_t)n);
+    if (content_type != NULL) {
+        http_puts(o, "Content-Type: ");
+        http_puts(o, content_type);
+        http_puts(o, "\r\n");
+    }
+    n = snprintf(line, sizeof(line),
+                 "X-Content-Type-Options: nosniff\r\nContent-Length: %zu\r\n"
+                 "Connection: close\r\n",
+                 body_len);
+    http_put(o, line, (size_t)n);
+    if (extra_headers != NULL)
+        http_puts(o, extra_headers);
+    http_puts(o, "\r\n");
+}
+
+int http_write_head(char *out, size_t cap, int status, const char *extra_headers,
+                    const char *content_type, size_t body_len)
+{
+    struct http_out o = {out, cap, 0};
+
+    http_put_head(&o, status, extra_headers, content_type, body_len);
+    if (o.len > cap || o.len > INT_MAX)
+        return WSD_ETOOBIG;
+    return (int)o.len;
+}
+
 int http_write_response(char *out, size_t cap, int status, const char *extra_headers,
                         const char *content_type, const void *body, size_t body_len)
 {
     struct http_out o = {out, cap, 0};
-    char line[96];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %03d %s\r\n", status,
-                     http_status_text(status));
 
-    http_put(&o, line, (size_t)n);
-    if (content_type != NULL) {
-        http_puts(&o, "Content-Type: ");
-        http_puts(&o, content_type);
-        http_puts(&o, "\r\n");
-    }
-    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\nConnection: close\r\n", body_len);
-    http_put(&o, line, (size_t)n);
-    if (extra_headers != NULL)
-        http_puts(&o, extra_headers);
-    http_puts(&o, "\r\n");
+    http_put_head(&o, status, extra_headers, content_type, body_len);
     http_put(&o, body, body_len);
     if (o.len > cap || o.len > INT_MAX)
         return WSD_ETOOBIG;

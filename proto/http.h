@@ -81,10 +81,15 @@ int http_query_param(const struct http_request *req, const char *key, char *out,
 const char *http_status_text(int status);
 
 /*
- * Writes a complete response with Content-Length and Connection: close into out:
- * status line, extra_headers (each line ending in CRLF, may be NULL), then body.
+ * Writes the head of a response into out: the status line, Server, Content-Type (when
+ * not NULL), X-Content-Type-Options: nosniff, Content-Length: body_len, Connection:
+ * close, extra_headers (each line ending in CRLF, may be NULL) and the empty line.
  * Returns its length, or WSD_ETOOBIG when cap is too small.
  */
+int http_write_head(char *out, size_t cap, int status, const char *extra_headers,
+                    const char *content_type, size_t body_len);
+
+/* The same head followed by body: a complete response. */
 int http_write_response(char *out, size_t cap, int status, const char *extra_headers,
                         const char *content_type, const void *body, size_t body_len);
 

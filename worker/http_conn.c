@@ -26,11 +26,8 @@ static void http_respond(struct worker *w, struct conn *c, int status, const cha
                          const char *type, const void *body, size_t body_len)
 {
     char head[HTTP_RESPONSE_MAX];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nServer: wsd\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n%s\r\n",
-                     status, http_status_text(status), type, body_len, headers ? headers : "");
-    if (n < 0 || (size_t)n >= sizeof(head)) {
+    int n = http_write_head(head, sizeof(head), status, headers, type, body_len);
+    if (n < 0) {
         conn_kill(w, c);
         return;
     }
@@ -54,14 +51,14 @@ static void http_audit_error(const struct conn *c, int status, const char *why)
 
 void http_conn_plain_on_tls(struct worker *w, struct conn *c)
 {
-    static const char why[] = "plain HTTP request sent to a TLS port";
+#define PLAIN_ON_TLS "plain HTTP request sent to a TLS port"
+    static const char why[] = PLAIN_ON_TLS, body[] = PLAIN_ON_TLS "\n";
     char resp[256];
-    int n = snprintf(resp, sizeof(resp), "HTTP/1.1 400 Bad Request\r\nServer: wsd\r\n"
-                     "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
-                     "Connection: close\r\n\r\n%s\n", sizeof(why), why);
+    int n = http_write_response(resp, sizeof(resp), 400, NULL, "text/plain", body,
+                                sizeof(body) - 1);
     metrics_count_handshake_failure(w, 400);
     http_audit_error(c, 400, why);
-    if (send(c->fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    if (n > 0 && send(c->fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         log_msg(LOG_DEBUG, "fd=%d send(400) failed: %s", c->fd, strerror(errno));
 }
 

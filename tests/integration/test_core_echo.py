@@ -248,6 +248,17 @@ def test_a_connection_is_handed_to_a_worker_once_it_speaks():
             assert _worker_fds(w) == before + 1
 
 
+def test_every_http_response_forbids_content_sniffing():
+    with Wsd(workers=1, extra="client_file client/wsd.js") as w:
+        for req in (b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /wsd.js HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n",
+                    b"POST /ws HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+                    UPGRADE + b"Origin: x\r\nSec-WebSocket-Version: 12\r\n\r\n"):
+            head = raw_request(w.port, req).split(b"\r\n\r\n")[0].lower()
+            assert b"\r\nx-content-type-options: nosniff" in head, head
+
+
 def test_origin_outside_allowed_list_gets_403():
     with Wsd(workers=1, extra="allowed_origins https://good.example") as w:
         bad = UPGRADE + b"Origin: https://evil.example\r\n\r\n"

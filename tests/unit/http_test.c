@@ -706,7 +706,9 @@ Test(http, status_text_knows_the_statuses_we_send)
 Test(http, write_response_emits_status_headers_and_body)
 {
     static const char want[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                               "Server: wsd\r\n"
                                "Content-Type: text/plain\r\n"
+                               "X-Content-Type-Options: nosniff\r\n"
                                "Content-Length: 9\r\n"
                                "Connection: close\r\n"
                                "Retry-After: 5\r\n"
@@ -723,6 +725,8 @@ Test(http, write_response_emits_status_headers_and_body)
 Test(http, write_response_without_type_headers_or_body)
 {
     static const char want[] = "HTTP/1.1 404 Not Found\r\n"
+                               "Server: wsd\r\n"
+                               "X-Content-Type-Options: nosniff\r\n"
                                "Content-Length: 0\r\n"
                                "Connection: close\r\n"
                                "\r\n";
