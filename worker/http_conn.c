@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #define HTTP_RESPONSE_MAX 1024
+#define PLAIN_ON_TLS "plain HTTP request sent to a TLS port"
 
 /* Writes a complete response and lingers until the peer closes. */
 static void http_respond(struct worker *w, struct conn *c, int status, const char *headers,
@@ -51,7 +52,6 @@ static void http_audit_error(const struct conn *c, int status, const char *why)
 
 void http_conn_plain_on_tls(struct worker *w, struct conn *c)
 {
-#define PLAIN_ON_TLS "plain HTTP request sent to a TLS port"
     static const char why[] = PLAIN_ON_TLS, body[] = PLAIN_ON_TLS "\n";
     char resp[256];
     int n = http_write_response(resp, sizeof(resp), 400, NULL, "text/plain", body,
