@@ -10,6 +10,11 @@
  * connection was registered in the shared tables, so a message is either in what it
  * reads or comes through the ring afterwards. Each membership remembers the last offset
  * it delivered, which drops anything the replay already covered.
+ *
+ * Replays are paced by the socket: a membership being replayed stays unpositioned, so
+ * the ring's records of its channel pass it by, and steps read the store as the
+ * connection's output queue drains; the last step, inside a batch like a join, positions
+ * it at the channel's latest offset (route.c, "paced replays").
  */
 #ifndef WSD_WORKER_ROUTE_H
 #define WSD_WORKER_ROUTE_H
