@@ -443,7 +443,7 @@
 
     /* This client's user id, once a welcome has said it. */
     Client.prototype._whoami = function () {
-        if (this.user) return Promise.resolve(this.user);
+        if (this.user !== null) return Promise.resolve(this.user); /* "" when anonymous */
         var self = this;
         return new Promise(function (res) {
             var off = self.on('welcome', function (w) { off(); res(w.user); });
