@@ -23,6 +23,8 @@
    carried over from the last read always fits the caller's buffer (tls.h). */
 #define TLS_CBUF_LEN (256 * 1024)
 #define TLS_TICKET_SECRET_LEN 32
+#define TLS_TICKET_STEPS_MAX 10000 /* chain steps per call: a clock jumped far ahead is
+                                      caught up over several ticks, not in one */
 
 static BIO_METHOD *bio_method;
 static uint8_t *cbuf;               /* the ciphertext of the read in progress */
@@ -147,12 +149,12 @@ void tls_ticket_advance(void)
     uint64_t target = ticket_period_now();
     if (target <= tk.period)
         return; /* this period, or the clock went back: keep the keys */
-    while (tk.period < target) {
+    for (int i = 0; tk.period < target && i < TLS_TICKET_STEPS_MAX; i++) {
         memcpy(tk.prev, tk.cur, sizeof(tk.prev));
         ticket_hash(tk.prev, "wsd ticket ratchet", tk.cur);
         tk.period++;
     }
-    tk.have_prev = true; /* (skipping periods, prev is the one just before target) */
+    tk.have_prev = true; /* (skipping periods, prev is the one just before cur) */
 }
 
 int tls_global_init(int rotation_s)
