@@ -116,6 +116,10 @@ bool hs_is_upgrade(const struct http_request *req)
 /* Method, version, Host, Upgrade and Connection (405, 400, 426). */
 static int hs_check_request_line(const struct http_request *req, struct hs_result *res)
 {
+    /* HEAD is answered as a GET without an upgrade would be (RFC 9110 9.3.2), and
+       cannot upgrade: the response has no content for the switch to follow. */
+    if (hs_view_is(&req->method, "HEAD"))
+        return hs_fail(res, 426, "websocket upgrade required");
     if (!hs_view_is(&req->method, "GET"))
         return hs_fail(res, 405, "method not allowed");
     if (req->version_major < 1 || (req->version_major == 1 && req->version_minor < 1))
@@ -333,7 +337,7 @@ int hs_write_error(const struct hs_result *res, char *out, size_t cap)
     if (res->status == 426)
         extra = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
     else if (res->status == 405)
-        extra = "Allow: GET\r\n";
+        extra = "Allow: GET, HEAD\r\n";
     return http_write_response(out, cap, res->status, extra, "text/plain; charset=utf-8", body,
                                n);
 }

@@ -32,6 +32,8 @@ static void http_respond(struct worker *w, struct conn *c, int status, const cha
         conn_kill(w, c);
         return;
     }
+    if (w->http_head)
+        body_len = 0; /* HEAD: the same head, no content (RFC 9110 9.3.2) */
     struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, body_len}};
     if (conn_write(w, c, iov, body_len ? 2 : 1) < 0)
         return;
@@ -76,7 +78,8 @@ void http_conn_fail(struct worker *w, struct conn *c, int status, const char *wh
     int n = snprintf(body, sizeof(body), "%d %s: %s\n", status, http_status_text(status), why);
     metrics_count_handshake_failure(w, status);
     http_audit_error(c, status, why);
-    http_respond(w, c, status, NULL, "text/plain; charset=utf-8", body, (size_t)n);
+    http_respond(w, c, status, status == 405 ? "Allow: GET, HEAD\r\n" : NULL,
+                 "text/plain; charset=utf-8", body, (size_t)n);
 }
 
 static bool view_eq(struct http_view v, const char *s)
@@ -158,8 +161,19 @@ static void http_upgrade(struct worker *w, struct conn *c, const struct hs_resul
         conn_ext_trim(c); /* the peer address is in the table now */
 }
 
+static void http_dispatch(struct worker *w, struct conn *c, const struct http_request *req,
+                              uint8_t *rest, size_t rest_len);
+
 static void http_route(struct worker *w, struct conn *c, const struct http_request *req,
                        uint8_t *rest, size_t rest_len)
+{
+    w->http_head = view_eq(req->method, "HEAD"); /* what is answered now goes without content */
+    http_dispatch(w, c, req, rest, rest_len);
+    w->http_head = false;
+}
+
+static void http_dispatch(struct worker *w, struct conn *c, const struct http_request *req,
+                              uint8_t *rest, size_t rest_len)
 {
     const struct config *cfg = w->cfg;
     enum conn_route route = CONN_ROUTE_NONE;
@@ -169,8 +183,8 @@ static void http_route(struct worker *w, struct conn *c, const struct http_reque
         route = CONN_ROUTE_APP;
 
     if (route == CONN_ROUTE_NONE) {
-        if (!view_eq(req->method, "GET")) {
-            http_conn_fail(w, c, 405, "only GET is served");
+        if (!view_eq(req->method, "GET") && !w->http_head) {
+            http_conn_fail(w, c, 405, "only GET and HEAD are served");
         } else if (view_eq(req->path, cfg->health_path)) {
             http_serve_health(w, c);
         } else if (view_eq(req->path, cfg->metrics_path)) {
@@ -198,6 +212,10 @@ static void http_route(struct worker *w, struct conn *c, const struct http_reque
         if (n < 0) {
             conn_kill(w, c);
             return;
+        }
+        if (w->http_head) { /* the head alone */
+            const char *end = memmem(out, (size_t)n, "\r\n\r\n", 4);
+            n = end ? (int)(end + 4 - out) : n;
         }
         struct iovec iov = {out, (size_t)n};
         if (conn_write(w, c, &iov, 1) == 0)

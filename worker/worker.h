@@ -80,6 +80,7 @@ struct worker {
     struct pool conn_pool;         /* struct conn */
     struct buf scratch;            /* frame building (compression output) */
     bool again;                    /* work is ready: the next epoll_wait does not block */
+    bool http_head;                /* answering a HEAD request: heads without content */
     struct conn *corked;           /* its small writes gather in `cork` (conn_cork) */
     struct buf cork;
     struct conn *conns;            /* live connections */

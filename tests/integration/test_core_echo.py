@@ -11,7 +11,7 @@ import time
 import pytest
 import websockets
 
-from wsdproc import WSD_BIN, Wsd, free_port, metrics
+from wsdproc import ROOT, WSD_BIN, Wsd, free_port, metrics
 
 MiB = 1024 * 1024
 
@@ -257,6 +257,36 @@ def test_every_http_response_forbids_content_sniffing():
                     UPGRADE + b"Origin: x\r\nSec-WebSocket-Version: 12\r\n\r\n"):
             head = raw_request(w.port, req).split(b"\r\n\r\n")[0].lower()
             assert b"\r\nx-content-type-options: nosniff" in head, head
+
+
+def test_head_gets_the_head_a_get_would_get_and_no_content():
+    with Wsd(workers=1, extra="client_file client/wsd.js") as w:
+        js_len = os.path.getsize(os.path.join(ROOT, "client", "wsd.js"))
+
+        def head_and_body(method, path, extra=b""):
+            r = raw_request(w.port, b"%s %s HTTP/1.1\r\nHost: x\r\n%s\r\n" %
+                            (method, path, extra))
+            head, _, body = r.partition(b"\r\n\r\n")
+            fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:])
+            return head.split(b"\r\n")[0], fields, body
+
+        for path, status in ((b"/healthz", b"200"), (b"/wsd.js", b"200"),
+                             (b"/nothing", b"404"), (b"/ws", b"426")):
+            g_line, g_fields, g_body = head_and_body(b"GET", path)
+            h_line, h_fields, h_body = head_and_body(b"HEAD", path)
+            assert g_line.split()[1] == h_line.split()[1] == status, (path, g_line, h_line)
+            assert h_body == b"", (path, h_body[:80])
+            assert h_fields[b"Content-Length"] == g_fields[b"Content-Length"] == \
+                b"%d" % len(g_body), path
+        assert int(head_and_body(b"HEAD", b"/wsd.js")[1][b"Content-Length"]) == js_len
+        # HEAD never upgrades, even with every upgrade header
+        line, _, body = head_and_body(b"HEAD", b"/echo", UPGRADE.split(b"\r\n", 2)[2])
+        assert line.split()[1] == b"426" and body == b""
+        # other methods: 405 naming both
+        line, fields, _ = head_and_body(b"POST", b"/healthz", b"Content-Length: 0\r\n")
+        assert line.split()[1] == b"405" and fields[b"Allow"] == b"GET, HEAD"
+        line, fields, _ = head_and_body(b"DELETE", b"/ws")
+        assert line.split()[1] == b"405" and fields[b"Allow"] == b"GET, HEAD"
 
 
 def test_origin_outside_allowed_list_gets_403():

@@ -191,12 +191,17 @@ Test(handshake, rejects_other_methods_with_405)
     char out[512];
 
     cr_assert_eq(status_of("POST /ws HTTP/1.1\r\n" HOST UPG CONN KEY VER "\r\n"), 405);
-    cr_assert_eq(status_of("HEAD /ws HTTP/1.1\r\n" HOST UPG CONN KEY VER "\r\n"), 405);
     cr_assert_eq(status_of("get /ws HTTP/1.1\r\n" HOST UPG CONN KEY VER "\r\n"), 405);
     check("PUT /ws HTTP/1.1\r\n" HOST UPG CONN KEY VER "\r\n", &opt, &res);
     response(&res, &opt, out, sizeof(out));
     cr_assert_not_null(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"));
-    cr_assert_not_null(strstr(out, "\r\nAllow: GET\r\n"));
+    cr_assert_not_null(strstr(out, "\r\nAllow: GET, HEAD\r\n"));
+}
+
+Test(handshake, head_is_answered_as_a_get_without_upgrade_and_never_upgrades)
+{
+    cr_assert_eq(status_of("HEAD /ws HTTP/1.1\r\n" HOST UPG CONN KEY VER "\r\n"), 426);
+    cr_assert_eq(status_of("HEAD /ws HTTP/1.1\r\n" HOST "\r\n"), 426);
 }
 
 Test(handshake, rejects_http_1_0_with_400)
