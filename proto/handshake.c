@@ -325,19 +325,21 @@ int hs_write_response(const struct hs_result *res, const struct hs_options *opt,
  * 426 names what to upgrade to (RFC 9110 section 15.5.22) and the one version spoken
  * (RFC 6455 section 4.4); the Upgrade field goes with its Connection option (7.8).
  */
-int hs_write_error(const struct hs_result *res, char *out, size_t cap)
+const char *hs_error_headers(const struct hs_result *res)
+{
+    if (res->status == 426)
+        return "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
+    if (res->status == 405)
+        return "Allow: GET, HEAD\r\n";
+    return NULL;
+}
+
+size_t hs_error_body(const struct hs_result *res, char *body, size_t cap)
 {
     const char *why = res->error != NULL ? res->error : http_status_text(res->status);
-    const char *extra = NULL;
-    char body[128];
-    size_t n = WSD_MIN(strlen(why), sizeof(body) - 1);
+    size_t n = WSD_MIN(strlen(why), cap - 1);
 
     memcpy(body, why, n);
     body[n++] = '\n';
-    if (res->status == 426)
-        extra = "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n";
-    else if (res->status == 405)
-        extra = "Allow: GET, HEAD\r\n";
-    return http_write_response(out, cap, res->status, extra, "text/plain; charset=utf-8", body,
-                               n);
+    return n;
 }

@@ -70,9 +70,12 @@ int hs_write_response(const struct hs_result *res, const struct hs_options *opt,
                       size_t cap);
 
 /*
- * Writes the error response for a failed res (with "Sec-WebSocket-Version: 13" for 426).
- * Returns its length or WSD_ETOOBIG.
+ * The parts of the error response for a failed res, for http_write_head() and friends:
+ * the extra header lines (the upgrade offer with "Sec-WebSocket-Version: 13" for 426,
+ * Allow for 405; NULL for none), and the text/plain body written into body[cap] (the
+ * reason and a newline; cap at least 2). Returns the body's length.
  */
-int hs_write_error(const struct hs_result *res, char *out, size_t cap);
+const char *hs_error_headers(const struct hs_result *res);
+size_t hs_error_body(const struct hs_result *res, char *body, size_t cap);
 
 #endif

@@ -205,21 +205,12 @@ static void http_dispatch(struct worker *w, struct conn *c, const struct http_re
     }
     struct hs_result res;
     if (hs_check(req, &w->hs, &res) < 0) {
-        char out[HTTP_RESPONSE_MAX];
-        int n = hs_write_error(&res, out, sizeof(out));
+        char body[128];
+        size_t n = hs_error_body(&res, body, sizeof(body));
         log_msg(LOG_DEBUG, "fd=%d handshake refused: %d %s", c->fd, res.status, res.error);
         metrics_count_handshake_failure(w, res.status);
-        if (n < 0) {
-            conn_kill(w, c);
-            return;
-        }
-        if (w->http_head) { /* the head alone */
-            const char *end = memmem(out, (size_t)n, "\r\n\r\n", 4);
-            n = end ? (int)(end + 4 - out) : n;
-        }
-        struct iovec iov = {out, (size_t)n};
-        if (conn_write(w, c, &iov, 1) == 0)
-            conn_linger(w, c);
+        http_respond(w, c, res.status, hs_error_headers(&res), "text/plain; charset=utf-8", body,
+                     n);
         return;
     }
     http_upgrade(w, c, &res, req, rest, rest_len, route);

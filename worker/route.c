@@ -98,12 +98,6 @@ struct route_replay {
     uint64_t keep;                  /* a place already reached before (re-join), or 0 */
 };
 
-/* A connection with replays, or whose last replay bytes are still queued. */
-struct route_replaying {
-    struct conn *c;
-    uint64_t id;
-};
-
 enum route_op_type {
     ROUTE_OP_PUBLISH,
     ROUTE_OP_SEND,
@@ -182,7 +176,8 @@ struct route {
     struct buf session;   /* a session record being written */
     int64_t next_expire_ms;
     uint32_t held;        /* records held by reorder buffers (a hint for route_flush) */
-    struct route_replaying *replaying;
+    struct conn **replaying; /* with replays, or their last bytes still queued; a
+                                connection leaves before it is freed */
     size_t num_replaying, cap_replaying;
     uint64_t replay_budget; /* replay bytes this loop iteration may still queue */
 };
@@ -1134,15 +1129,14 @@ static bool route_gap_covered(const char *channel, uint64_t after, uint64_t late
 static int route_replaying_add(struct conn *c)
 {
     for (size_t i = 0; i < rt.num_replaying; i++) {
-        if (rt.replaying[i].c == c && rt.replaying[i].id == c->id)
+        if (rt.replaying[i] == c)
             return 0;
     }
-    struct route_replaying *r = route_grow(rt.replaying, rt.num_replaying,
-                                           &rt.cap_replaying, sizeof(*r), 16);
+    struct conn **r = route_grow(rt.replaying, rt.num_replaying, &rt.cap_replaying, sizeof(*r), 16);
     if (r == NULL)
         return WSD_ENOMEM;
     rt.replaying = r;
-    rt.replaying[rt.num_replaying++] = (struct route_replaying){c, c->id};
+    rt.replaying[rt.num_replaying++] = c;
     return 0;
 }
 
@@ -1300,13 +1294,11 @@ static void route_replay_schedule(void)
 {
     rt.replay_budget = ROUTE_REPLAY_ITERATION;
     for (size_t i = 0; i < rt.num_replaying;) {
-        struct route_replaying *e = &rt.replaying[i];
-        struct conn *c = e->c; /* still allocated: route_replay_cancel() takes it off */
-        bool gone = route_conn_gone(c, e->id) || c->close_sent;
+        struct conn *c = rt.replaying[i]; /* allocated: route_replay_cancel() takes it off */
+        bool gone = c->phase == CONN_DEAD || c->close_sent;
         if (gone || (c->app->replay == NULL && c->out.bytes == 0)) {
-            if (!gone)
-                c->app->replay_bytes = 0;
-            *e = rt.replaying[--rt.num_replaying];
+            c->app->replay_bytes = 0;
+            rt.replaying[i] = rt.replaying[--rt.num_replaying];
             continue;
         }
         if (c->app->replay && c->out.bytes < ROUTE_REPLAY_LOW)
@@ -1322,7 +1314,7 @@ void route_replay_cancel(struct conn *c)
     while (c->app->replay)
         route_replay_pop(c->app);
     for (size_t i = 0; i < rt.num_replaying; i++) {
-        if (rt.replaying[i].c == c) {
+        if (rt.replaying[i] == c) {
             rt.replaying[i] = rt.replaying[--rt.num_replaying];
             break;
         }
@@ -1768,14 +1760,19 @@ static void route_run_send(struct worker *w, struct route_op *op)
     op->res_delivered = dup ? 0 : (int64_t)op->offset;
 }
 
+/* A send, or a system message to a user: it goes to a personal channel. */
+static bool route_op_personal(const struct route_op *op)
+{
+    return op->type == ROUTE_OP_SEND || (op->type == ROUTE_OP_SYSTEM && op->since_epoch[0] == 'u');
+}
+
 /* The audit line of a publish, send or system message the batch has made durable. */
 static void route_audit_append(const struct route_op *op)
 {
     if (!op->done || (op->type != ROUTE_OP_PUBLISH && op->type != ROUTE_OP_SEND &&
                       op->type != ROUTE_OP_SYSTEM))
         return;
-    bool personal = op->type == ROUTE_OP_SEND ||
-                    (op->type == ROUTE_OP_SYSTEM && op->since_epoch[0] == 'u');
+    bool personal = route_op_personal(op);
     if (!audit_begin(op->type == ROUTE_OP_SYSTEM ? "system" : personal ? "send" : "publish"))
         return;
     char channel[STORE_CHANNEL_MAX + 1];
@@ -1834,7 +1831,7 @@ static void route_run(struct worker *w, struct route_op *op)
     case ROUTE_OP_SESSION: route_session_save(w, op->c, ROUTE_SESSION_OPEN_TTL_MS); break;
     case ROUTE_OP_REPLAY: route_replay_run(w, op->c); break;
     case ROUTE_OP_SYSTEM:
-        if (op->since_epoch[0] == 'u')
+        if (route_op_personal(op))
             route_run_send(w, op);
         else
             route_run_publish(w, op);

@@ -95,7 +95,11 @@ static void fuzz_handshake(const struct http_request *req)
         fuzz_require(n > 0 && memcmp(out, "HTTP/1.1 101 ", 13) == 0);
     } else {
         fuzz_require(res.status >= 400 && res.status < 500 && res.error != NULL);
-        n = hs_write_error(&res, out, sizeof(out));
+        char body[128];
+        size_t len = hs_error_body(&res, body, sizeof(body));
+        fuzz_require(len >= 1 && len <= sizeof(body) && body[len - 1] == '\n');
+        n = http_write_response(out, sizeof(out), res.status, hs_error_headers(&res),
+                                "text/plain; charset=utf-8", body, len);
         fuzz_require(n > 0);
     }
 }
